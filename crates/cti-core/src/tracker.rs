@@ -165,6 +165,9 @@ struct Chan {
     /// The dial string that created this channel, and the number the dialling side presented.
     dialed: Option<String>,
     presented: Option<String>,
+    /// Time of the last bridge or hold change; an older event of those kinds is a late
+    /// duplicate and is ignored.
+    last_change: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,9 +302,19 @@ impl CallTracker {
                 let Some(key) = self.ensure(&chan, None, now, &mut fx) else {
                     return fx;
                 };
+                let answered = self.calls.get(&key).is_some_and(|c| c.answered_at.is_some());
                 if let Some(c) = self.channels.get_mut(chan.uniqueid.as_str()) {
-                    c.caller_num = caller_num;
-                    c.caller_name = caller_name;
+                    // Transfers rewrite caller IDs on Local channels (connected-line updates);
+                    // the customer does not change numbers mid-call, and `<unknown>` is no news.
+                    let frozen = answered && c.role == Role::Customer;
+                    if !frozen {
+                        if caller_num.is_some() {
+                            c.caller_num = caller_num;
+                        }
+                        if caller_name.is_some() {
+                            c.caller_name = caller_name;
+                        }
+                    }
                 }
                 self.caller_changed(key, now, &mut fx);
             }
@@ -359,6 +372,9 @@ impl CallTracker {
                 let Some(key) = self.ensure(&chan, None, now, &mut fx) else {
                     return fx;
                 };
+                if self.stale(&chan.uniqueid, now) {
+                    return fx;
+                }
                 if self.put_in_bridge(&chan.uniqueid, Some(bridge)) {
                     self.recompute(key, now, &mut fx);
                 }
@@ -367,6 +383,9 @@ impl CallTracker {
                 let Some(key) = self.known(&chan, now, &mut fx) else {
                     return fx;
                 };
+                if self.stale(&chan.uniqueid, now) {
+                    return fx;
+                }
                 let inside = self
                     .channels
                     .get(chan.uniqueid.as_str())
@@ -450,24 +469,24 @@ impl CallTracker {
                 self.known(&caller, now, &mut fx);
             }
             PbxEvent::Hold { chan } => {
-                if let Some(key) = self.known(&chan, now, &mut fx) {
+                if let Some(key) = self.known(&chan, now, &mut fx).filter(|_| !self.stale(&chan.uniqueid, now)) {
                     self.hold_start(key, &chan.uniqueid, HoldKind::Hold, now, &mut fx);
                 }
             }
             PbxEvent::Unhold { chan } => {
-                if let Some(key) = self.known(&chan, now, &mut fx) {
+                if let Some(key) = self.known(&chan, now, &mut fx).filter(|_| !self.stale(&chan.uniqueid, now)) {
                     self.hold_stop(key, &chan.uniqueid, Some(HoldKind::Hold), now, &mut fx);
                 }
             }
             PbxEvent::MusicOnHoldStart { chan } => {
-                if let Some(key) = self.known(&chan, now, &mut fx) {
+                if let Some(key) = self.known(&chan, now, &mut fx).filter(|_| !self.stale(&chan.uniqueid, now)) {
                     if self.role_of(&chan.uniqueid) == Some(&Role::Customer) {
                         self.hold_start(key, &chan.uniqueid, HoldKind::Music, now, &mut fx);
                     }
                 }
             }
             PbxEvent::MusicOnHoldStop { chan } => {
-                if let Some(key) = self.known(&chan, now, &mut fx) {
+                if let Some(key) = self.known(&chan, now, &mut fx).filter(|_| !self.stale(&chan.uniqueid, now)) {
                     self.hold_stop(key, &chan.uniqueid, Some(HoldKind::Music), now, &mut fx);
                 }
             }
@@ -625,6 +644,7 @@ impl CallTracker {
                 first_exten: exten.to_owned(),
                 dialed: None,
                 presented: None,
+                last_change: now,
             },
         );
         let fresh = match self.calls.get_mut(&key) {
@@ -847,6 +867,19 @@ impl CallTracker {
             return Role::Customer;
         }
         Role::Transit
+    }
+
+    /// Whether a bridge or hold event at `now` is older than the channel's last such change
+    /// (a late duplicate); otherwise records `now` as the last change.
+    fn stale(&mut self, uid: &Uniqueid, now: Timestamp) -> bool {
+        match self.channels.get_mut(uid.as_str()) {
+            Some(c) if now < c.last_change => true,
+            Some(c) => {
+                c.last_change = now;
+                false
+            }
+            None => true,
+        }
     }
 
     fn role_of(&self, uid: &Uniqueid) -> Option<&Role> {

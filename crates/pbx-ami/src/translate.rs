@@ -1,0 +1,599 @@
+//! Translation of AMI frames into the core's [`PbxEvent`]s.
+//!
+//! What it is: a pure function per frame. Only the events the call tracker needs are
+//! translated; everything else (`Newexten` of ordinary applications, `VarSet` of other
+//! variables, `Cdr`, `CEL`, `DeviceStateChange`, ...) returns `None` after looking at the event
+//! name, before anything is allocated. A relevant frame's headers are read in a single pass.
+//!
+//! What it is not: no call logic (that is `cti_core::CallTracker`), no I/O. Field names follow
+//! Asterisk 12+ (`DialBegin`, `BridgeEnter`, `Uniqueid`); Asterisk 11 names are not supported.
+
+use cti_core::{
+    AgentCompleteReason, AttendedTransferInfo, BlindTransferInfo, BridgeId, CallTracker, ChanRef,
+    ChannelState, DialStatus, DialplanApp, Effect, LinkedId, LiveChannel, PbxEvent, QueueMember,
+    QueueName, Timestamp, Uniqueid,
+};
+
+use crate::codec::{Frame, FrameRef};
+
+/// The events this module understands, chosen by the `Event` header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Newchannel,
+    Newstate,
+    NewCallerid,
+    Rename,
+    LocalBridge,
+    DialBegin,
+    DialEnd,
+    BridgeEnter,
+    BridgeLeave,
+    BridgeMerge,
+    Hangup,
+    QueueCallerJoin,
+    QueueCallerLeave,
+    QueueCallerAbandon,
+    AgentCalled,
+    AgentRingNoAnswer,
+    AgentConnect,
+    AgentComplete,
+    Hold,
+    Unhold,
+    MusicOnHoldStart,
+    MusicOnHoldStop,
+    MixMonitorStart,
+    VarSet,
+    BlindTransfer,
+    AttendedTransfer,
+    Newexten,
+    UserEvent,
+}
+
+fn kind(event: &[u8]) -> Option<Kind> {
+    Some(match event {
+        b"Newchannel" => Kind::Newchannel,
+        b"Newstate" => Kind::Newstate,
+        b"NewCallerid" => Kind::NewCallerid,
+        b"Rename" => Kind::Rename,
+        b"LocalBridge" => Kind::LocalBridge,
+        b"DialBegin" => Kind::DialBegin,
+        b"DialEnd" => Kind::DialEnd,
+        b"BridgeEnter" => Kind::BridgeEnter,
+        b"BridgeLeave" => Kind::BridgeLeave,
+        b"BridgeMerge" => Kind::BridgeMerge,
+        b"Hangup" => Kind::Hangup,
+        b"QueueCallerJoin" => Kind::QueueCallerJoin,
+        b"QueueCallerLeave" => Kind::QueueCallerLeave,
+        b"QueueCallerAbandon" => Kind::QueueCallerAbandon,
+        b"AgentCalled" => Kind::AgentCalled,
+        b"AgentRingNoAnswer" => Kind::AgentRingNoAnswer,
+        b"AgentConnect" => Kind::AgentConnect,
+        b"AgentComplete" => Kind::AgentComplete,
+        b"Hold" => Kind::Hold,
+        b"Unhold" => Kind::Unhold,
+        b"MusicOnHoldStart" => Kind::MusicOnHoldStart,
+        b"MusicOnHoldStop" => Kind::MusicOnHoldStop,
+        b"MixMonitorStart" => Kind::MixMonitorStart,
+        b"VarSet" => Kind::VarSet,
+        b"BlindTransfer" => Kind::BlindTransfer,
+        b"AttendedTransfer" => Kind::AttendedTransfer,
+        b"Newexten" => Kind::Newexten,
+        b"UserEvent" => Kind::UserEvent,
+        _ => return None,
+    })
+}
+
+/// Header slots read in one pass. A channel snapshot with a prefix (`Dest`, `Transferer`, ...)
+/// uses the same three slots at an offset.
+#[derive(Clone, Copy)]
+#[repr(usize)]
+enum F {
+    Channel,
+    Uniqueid,
+    Linkedid,
+    DestChannel,
+    DestUniqueid,
+    DestLinkedid,
+    LocalOneChannel,
+    LocalOneUniqueid,
+    LocalOneLinkedid,
+    LocalTwoChannel,
+    LocalTwoUniqueid,
+    LocalTwoLinkedid,
+    TransfererChannel,
+    TransfererUniqueid,
+    TransfererLinkedid,
+    TransfereeChannel,
+    TransfereeUniqueid,
+    TransfereeLinkedid,
+    OrigTransfererChannel,
+    OrigTransfererUniqueid,
+    OrigTransfererLinkedid,
+    SecondTransfererChannel,
+    SecondTransfererUniqueid,
+    SecondTransfererLinkedid,
+    TransferTargetChannel,
+    TransferTargetUniqueid,
+    TransferTargetLinkedid,
+    ChannelState,
+    CallerIdNum,
+    CallerIdName,
+    Context,
+    Exten,
+    DialString,
+    DialStatus,
+    BridgeUniqueid,
+    Cause,
+    Queue,
+    MemberName,
+    Interface,
+    HoldTime,
+    RingTime,
+    TalkTime,
+    Reason,
+    Newname,
+    ToBridgeUniqueid,
+    FromBridgeUniqueid,
+    Result,
+    Extension,
+    Application,
+    AppData,
+    Variable,
+    Value,
+    UserEvent,
+    BridgeId,
+    Duration,
+    Count,
+}
+
+const N_FIELDS: usize = F::Count as usize;
+
+fn slot(name: &[u8]) -> Option<F> {
+    Some(match name {
+        b"Channel" => F::Channel,
+        b"Uniqueid" => F::Uniqueid,
+        b"Linkedid" => F::Linkedid,
+        b"DestChannel" => F::DestChannel,
+        b"DestUniqueid" => F::DestUniqueid,
+        b"DestLinkedid" => F::DestLinkedid,
+        b"LocalOneChannel" => F::LocalOneChannel,
+        b"LocalOneUniqueid" => F::LocalOneUniqueid,
+        b"LocalOneLinkedid" => F::LocalOneLinkedid,
+        b"LocalTwoChannel" => F::LocalTwoChannel,
+        b"LocalTwoUniqueid" => F::LocalTwoUniqueid,
+        b"LocalTwoLinkedid" => F::LocalTwoLinkedid,
+        b"TransfererChannel" => F::TransfererChannel,
+        b"TransfererUniqueid" => F::TransfererUniqueid,
+        b"TransfererLinkedid" => F::TransfererLinkedid,
+        b"TransfereeChannel" => F::TransfereeChannel,
+        b"TransfereeUniqueid" => F::TransfereeUniqueid,
+        b"TransfereeLinkedid" => F::TransfereeLinkedid,
+        b"OrigTransfererChannel" => F::OrigTransfererChannel,
+        b"OrigTransfererUniqueid" => F::OrigTransfererUniqueid,
+        b"OrigTransfererLinkedid" => F::OrigTransfererLinkedid,
+        b"SecondTransfererChannel" => F::SecondTransfererChannel,
+        b"SecondTransfererUniqueid" => F::SecondTransfererUniqueid,
+        b"SecondTransfererLinkedid" => F::SecondTransfererLinkedid,
+        b"TransferTargetChannel" => F::TransferTargetChannel,
+        b"TransferTargetUniqueid" => F::TransferTargetUniqueid,
+        b"TransferTargetLinkedid" => F::TransferTargetLinkedid,
+        b"ChannelState" => F::ChannelState,
+        b"CallerIDNum" => F::CallerIdNum,
+        b"CallerIDName" => F::CallerIdName,
+        b"Context" => F::Context,
+        b"Exten" => F::Exten,
+        b"DialString" => F::DialString,
+        b"DialStatus" => F::DialStatus,
+        b"BridgeUniqueid" => F::BridgeUniqueid,
+        b"Cause" => F::Cause,
+        b"Queue" => F::Queue,
+        b"MemberName" => F::MemberName,
+        b"Interface" => F::Interface,
+        b"HoldTime" => F::HoldTime,
+        b"RingTime" => F::RingTime,
+        b"TalkTime" => F::TalkTime,
+        b"Reason" => F::Reason,
+        b"Newname" => F::Newname,
+        b"ToBridgeUniqueid" => F::ToBridgeUniqueid,
+        b"FromBridgeUniqueid" => F::FromBridgeUniqueid,
+        b"Result" => F::Result,
+        b"Extension" => F::Extension,
+        b"Application" => F::Application,
+        b"AppData" => F::AppData,
+        b"Variable" => F::Variable,
+        b"Value" => F::Value,
+        b"UserEvent" => F::UserEvent,
+        b"BridgeId" => F::BridgeId,
+        b"Duration" => F::Duration,
+        _ => return None,
+    })
+}
+
+struct Fields<'a>([Option<&'a [u8]>; N_FIELDS]);
+
+impl<'a> Fields<'a> {
+    fn read(frame: &FrameRef<'a>) -> Self {
+        let mut fields = [None; N_FIELDS];
+        for (name, value) in frame.headers() {
+            if let Some(f) = slot(name) {
+                let cell = &mut fields[f as usize];
+                if cell.is_none() {
+                    *cell = Some(value);
+                }
+            }
+        }
+        Self(fields)
+    }
+
+    fn raw(&self, f: F) -> Option<&'a [u8]> {
+        self.0[f as usize]
+    }
+
+    fn text(&self, f: F) -> Option<String> {
+        self.raw(f).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn text_or_empty(&self, f: F) -> String {
+        self.text(f).unwrap_or_default()
+    }
+
+    /// Caller ID style values: Asterisk writes a literal `<unknown>` when empty.
+    fn party(&self, f: F) -> Option<String> {
+        self.raw(f)
+            .filter(|v| !v.is_empty() && *v != b"<unknown>")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn number<T: std::str::FromStr>(&self, f: F) -> Option<T> {
+        std::str::from_utf8(self.raw(f)?).ok()?.trim().parse().ok()
+    }
+
+    /// The channel named by the `Channel`/`Uniqueid`/`Linkedid` triple starting at `base`.
+    fn chan(&self, base: F) -> Option<ChanRef> {
+        let b = base as usize;
+        let uniqueid = self.0[b + 1].filter(|v| !v.is_empty() && *v != b"<unknown>")?;
+        Some(ChanRef {
+            uniqueid: Uniqueid::new(String::from_utf8_lossy(uniqueid)),
+            linkedid: LinkedId::new(String::from_utf8_lossy(self.0[b + 2].unwrap_or_default())),
+            name: String::from_utf8_lossy(self.0[b].unwrap_or_default()).into_owned(),
+        })
+    }
+
+    fn queue(&self) -> QueueName {
+        QueueName::new(self.text_or_empty(F::Queue))
+    }
+
+    fn member(&self) -> QueueMember {
+        QueueMember {
+            interface: self.text_or_empty(F::Interface),
+            name: self.text_or_empty(F::MemberName),
+        }
+    }
+}
+
+/// Translates one frame; `None` for frames the tracker does not need (responses included).
+pub fn translate(frame: &FrameRef<'_>) -> Option<PbxEvent> {
+    let kind = kind(frame.event()?)?;
+    // The two noisiest events matter only for a few values: look before reading every header.
+    match kind {
+        Kind::Newexten => {
+            let app = frame.get("Application")?;
+            if app != b"VoiceMail" && app != b"Stasis" {
+                return None;
+            }
+        }
+        Kind::VarSet => {
+            if frame.get("Variable")? != b"MIXMONITOR_FILENAME" {
+                return None;
+            }
+        }
+        _ => {}
+    }
+    let f = Fields::read(frame);
+    let chan = || f.chan(F::Channel);
+    let dest = || f.chan(F::DestChannel);
+    Some(match kind {
+        Kind::Newchannel => PbxEvent::ChannelCreated {
+            chan: chan()?,
+            state: state(&f),
+            caller_num: f.party(F::CallerIdNum),
+            caller_name: f.party(F::CallerIdName),
+            context: f.text_or_empty(F::Context),
+            exten: f.text_or_empty(F::Exten),
+        },
+        Kind::Newstate => PbxEvent::ChannelStateChanged {
+            chan: chan()?,
+            state: state(&f),
+        },
+        Kind::NewCallerid => PbxEvent::CallerIdChanged {
+            chan: chan()?,
+            caller_num: f.party(F::CallerIdNum),
+            caller_name: f.party(F::CallerIdName),
+        },
+        Kind::Rename => PbxEvent::ChannelRenamed {
+            uniqueid: Uniqueid::new(f.text(F::Uniqueid)?),
+            new_name: f.text(F::Newname)?,
+        },
+        Kind::LocalBridge => PbxEvent::LocalPair {
+            one: f.chan(F::LocalOneChannel)?,
+            two: f.chan(F::LocalTwoChannel)?,
+        },
+        Kind::DialBegin => PbxEvent::DialBegin {
+            caller: chan(),
+            caller_num: f.party(F::CallerIdNum),
+            dest: dest()?,
+            dial_string: f.text_or_empty(F::DialString),
+        },
+        Kind::DialEnd => PbxEvent::DialEnd {
+            caller: chan(),
+            dest: dest()?,
+            status: DialStatus::from_ami(&f.text_or_empty(F::DialStatus)),
+        },
+        Kind::BridgeEnter => PbxEvent::BridgeEnter {
+            chan: chan()?,
+            bridge: BridgeId::new(f.text(F::BridgeUniqueid)?),
+        },
+        Kind::BridgeLeave => PbxEvent::BridgeLeave {
+            chan: chan()?,
+            bridge: BridgeId::new(f.text(F::BridgeUniqueid)?),
+        },
+        Kind::BridgeMerge => PbxEvent::BridgeMerge {
+            from: BridgeId::new(f.text(F::FromBridgeUniqueid)?),
+            to: BridgeId::new(f.text(F::ToBridgeUniqueid)?),
+        },
+        Kind::Hangup => PbxEvent::Hangup {
+            chan: chan()?,
+            cause: f.number(F::Cause).unwrap_or(0),
+        },
+        Kind::QueueCallerJoin => PbxEvent::QueueCallerJoin {
+            chan: chan()?,
+            queue: f.queue(),
+        },
+        Kind::QueueCallerLeave => PbxEvent::QueueCallerLeave {
+            chan: chan()?,
+            queue: f.queue(),
+        },
+        Kind::QueueCallerAbandon => PbxEvent::QueueCallerAbandon {
+            chan: chan()?,
+            queue: f.queue(),
+            hold_time_s: f.number(F::HoldTime).unwrap_or(0),
+        },
+        Kind::AgentCalled => PbxEvent::AgentCalled {
+            caller: chan()?,
+            dest: dest()?,
+            queue: f.queue(),
+            member: f.member(),
+        },
+        Kind::AgentRingNoAnswer => PbxEvent::AgentRingNoAnswer {
+            caller: chan()?,
+            dest: dest()?,
+            queue: f.queue(),
+            member: f.member(),
+            ring_time_ms: f.number(F::RingTime).unwrap_or(0),
+        },
+        Kind::AgentConnect => PbxEvent::AgentConnect {
+            caller: chan()?,
+            dest: dest()?,
+            queue: f.queue(),
+            member: f.member(),
+            hold_time_s: f.number(F::HoldTime).unwrap_or(0),
+        },
+        Kind::AgentComplete => PbxEvent::AgentComplete {
+            caller: chan()?,
+            dest: dest(),
+            queue: f.queue(),
+            member: f.member(),
+            talk_time_s: f.number(F::TalkTime).unwrap_or(0),
+            reason: match f.raw(F::Reason) {
+                Some(b"caller") => AgentCompleteReason::Caller,
+                Some(b"agent") => AgentCompleteReason::Agent,
+                Some(b"transfer") => AgentCompleteReason::Transfer,
+                _ => AgentCompleteReason::Other,
+            },
+        },
+        Kind::Hold => PbxEvent::Hold { chan: chan()? },
+        Kind::Unhold => PbxEvent::Unhold { chan: chan()? },
+        Kind::MusicOnHoldStart => PbxEvent::MusicOnHoldStart { chan: chan()? },
+        Kind::MusicOnHoldStop => PbxEvent::MusicOnHoldStop { chan: chan()? },
+        Kind::MixMonitorStart => PbxEvent::MixMonitorStart { chan: chan()? },
+        Kind::VarSet => PbxEvent::RecordingFile {
+            chan: chan()?,
+            file: f.text(F::Value).filter(|v| !v.is_empty())?,
+        },
+        Kind::BlindTransfer => PbxEvent::BlindTransfer(BlindTransferInfo {
+            success: f.raw(F::Result) == Some(b"Success"),
+            transferer: f.chan(F::TransfererChannel),
+            transferee: f.chan(F::TransfereeChannel),
+            extension: f.text_or_empty(F::Extension),
+            context: f.text_or_empty(F::Context),
+        }),
+        Kind::AttendedTransfer => PbxEvent::AttendedTransfer(AttendedTransferInfo {
+            success: f.raw(F::Result) == Some(b"Success"),
+            orig_transferer: f.chan(F::OrigTransfererChannel),
+            second_transferer: f.chan(F::SecondTransfererChannel),
+            transferee: f.chan(F::TransfereeChannel),
+            target: f.chan(F::TransferTargetChannel),
+        }),
+        Kind::Newexten => PbxEvent::AppStarted {
+            chan: chan()?,
+            app: match f.raw(F::Application)? {
+                b"VoiceMail" => DialplanApp::VoiceMail,
+                _ => {
+                    let data = f.text_or_empty(F::AppData);
+                    DialplanApp::Stasis(data.split(',').next().unwrap_or("").to_owned())
+                }
+            },
+        },
+        Kind::UserEvent => PbxEvent::UserEvent {
+            chan: chan(),
+            name: f.text_or_empty(F::UserEvent),
+            headers: user_headers(frame),
+        },
+    })
+}
+
+/// [`translate`] for an owned frame (the AMI client hands out `Vec<Frame>` batches).
+pub fn translate_frame(frame: &Frame) -> Option<PbxEvent> {
+    translate(&frame.as_ref())
+}
+
+/// Translates `frame` and applies it to `tracker` at the frame's own time (its `Timestamp`
+/// header). `clock` holds the last time seen, used for a frame without a timestamp; frames the
+/// tracker does not need cost only the event-name check.
+pub fn apply_frame(
+    tracker: &mut CallTracker,
+    frame: &FrameRef<'_>,
+    clock: &mut Timestamp,
+) -> Vec<Effect> {
+    let Some(event) = translate(frame) else {
+        return Vec::new();
+    };
+    if let Some(ts) = timestamp(frame) {
+        *clock = ts;
+    }
+    tracker.apply(event, *clock)
+}
+
+/// The event's `Timestamp` header (`timestampevents = yes`), if present and valid.
+pub fn timestamp(frame: &FrameRef<'_>) -> Option<Timestamp> {
+    Timestamp::parse_epoch(std::str::from_utf8(frame.get("Timestamp")?).ok()?)
+}
+
+/// One `CoreShowChannel` list item as a live channel; `None` for any other frame.
+pub fn live_channel(frame: &FrameRef<'_>) -> Option<LiveChannel> {
+    if frame.event()? != b"CoreShowChannel" {
+        return None;
+    }
+    let f = Fields::read(frame);
+    Some(LiveChannel {
+        chan: f.chan(F::Channel)?,
+        state: state(&f),
+        caller_num: f.party(F::CallerIdNum),
+        caller_name: f.party(F::CallerIdName),
+        context: f.text_or_empty(F::Context),
+        exten: f.text_or_empty(F::Exten),
+        bridge: f
+            .text(F::BridgeId)
+            .filter(|b| !b.is_empty())
+            .map(BridgeId::new),
+        age_s: f.raw(F::Duration).and_then(parse_duration).unwrap_or(0),
+    })
+}
+
+/// The resync input for the tracker from the frames the client collected after a reconnect.
+/// Only `CoreShowChannel` items matter to the call tracker; queue and device state items are
+/// skipped here (they feed agent presence, not call records).
+pub fn resync_event<'f>(frames: impl IntoIterator<Item = &'f Frame>) -> PbxEvent {
+    PbxEvent::Resynced {
+        channels: frames
+            .into_iter()
+            .filter_map(|f| live_channel(&f.as_ref()))
+            .collect(),
+    }
+}
+
+fn state(f: &Fields<'_>) -> ChannelState {
+    ChannelState::from_ami_code(f.number(F::ChannelState).unwrap_or(0))
+}
+
+/// `HH:MM:SS` to seconds.
+fn parse_duration(text: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut total: u32 = 0;
+    for part in text.split(':') {
+        total = total.checked_mul(60)?.checked_add(part.trim().parse().ok()?)?;
+    }
+    Some(total)
+}
+
+/// A `UserEvent`'s own headers: everything after the standard ones.
+fn user_headers(frame: &FrameRef<'_>) -> Vec<(String, String)> {
+    const STANDARD: &[&[u8]] = &[
+        b"Event",
+        b"Privilege",
+        b"Timestamp",
+        b"SystemName",
+        b"UserEvent",
+        b"Channel",
+        b"ChannelState",
+        b"ChannelStateDesc",
+        b"CallerIDNum",
+        b"CallerIDName",
+        b"ConnectedLineNum",
+        b"ConnectedLineName",
+        b"Language",
+        b"AccountCode",
+        b"Context",
+        b"Exten",
+        b"Priority",
+        b"Uniqueid",
+        b"Linkedid",
+        b"Tenantid",
+    ];
+    frame
+        .headers()
+        .filter(|(name, _)| !name.is_empty() && !STANDARD.contains(name))
+        .map(|(n, v)| {
+            (
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &str) -> Frame {
+        Frame::parse(text.replace('\n', "\r\n").as_bytes()).expect("test frame parses")
+    }
+
+    #[test]
+    fn ignores_noise_without_reading_it() {
+        for text in [
+            "Event: Cdr\nUniqueID: 1.1\n",
+            "Event: Newexten\nApplication: Playback\nUniqueid: 1.1\nLinkedid: 1.1\n",
+            "Event: VarSet\nVariable: BRIDGEPEER\nValue: x\nUniqueid: 1.1\n",
+            "Response: Success\nActionID: 1\n",
+            "Event: Hangup\nChannel: PJSIP/1-1\n",
+        ] {
+            assert_eq!(translate_frame(&frame(text)), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn translates_a_dial_and_a_resync_item() {
+        let f = frame(
+            "Event: DialBegin\nChannel: PJSIP/trunk-01\nCallerIDNum: +15551230001\nUniqueid: 1.1\n\
+             Linkedid: 1.1\nDestChannel: PJSIP/101-02\nDestCallerIDNum: <unknown>\n\
+             DestUniqueid: 1.2\nDestLinkedid: 1.1\nDialString: 101\nTimestamp: 1795334968.271370\n",
+        );
+        let got = translate_frame(&f).expect("DialBegin translates");
+        let PbxEvent::DialBegin { caller, caller_num, dest, dial_string } = got else {
+            panic!("wrong event: {got:?}");
+        };
+        assert_eq!(caller.map(|c| c.name), Some("PJSIP/trunk-01".to_owned()));
+        assert_eq!(caller_num.as_deref(), Some("+15551230001"));
+        assert_eq!((dest.uniqueid.as_str(), dest.linkedid.as_str()), ("1.2", "1.1"));
+        assert_eq!(dial_string, "101");
+        assert_eq!(
+            timestamp(&f.as_ref()).map(|t| t.as_micros()),
+            Some(1_795_334_968_271_370)
+        );
+
+        let item = frame(
+            "Event: CoreShowChannel\nActionID: r1\nChannel: PJSIP/101-02\nChannelState: 6\n\
+             Uniqueid: 1.2\nLinkedid: 1.1\nContext: from-internal\nExten: 101\n\
+             BridgeId: b-1\nDuration: 01:02:03\n",
+        );
+        let PbxEvent::Resynced { channels } = resync_event([&item]) else {
+            panic!("not a resync");
+        };
+        assert_eq!(channels.len(), 1);
+        assert_eq!(channels[0].age_s, 3723);
+        assert_eq!(channels[0].state, ChannelState::Up);
+        assert_eq!(channels[0].bridge.as_ref().map(|b| b.as_str()), Some("b-1"));
+    }
+}
