@@ -202,8 +202,11 @@ impl Template {
     }
 }
 
+/// The `(name, value)` headers of one frame, borrowing the capture.
+pub(crate) type RawFrame<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// Splits a capture into frames of `(name, value)` header pairs, skipping the banner line.
-pub(crate) fn split_frames(raw: &[u8]) -> Vec<Vec<(&[u8], &[u8])>> {
+pub(crate) fn split_frames(raw: &[u8]) -> Vec<RawFrame<'_>> {
     let mut rest = raw;
     if rest.starts_with(b"Asterisk Call Manager/") {
         let end = find(rest, b"\r\n").map_or(rest.len(), |i| i + 2);
@@ -306,7 +309,7 @@ pub(crate) fn compile(raw: &[u8], sent: &SentActions) -> Result<Template, Templa
     let transfer_action_id = sent.transfer.as_ref().map(|t| t.action_id.as_bytes());
 
     // Keep the call's frames; drop what belongs to the recording session.
-    let mut kept: Vec<(FrameKind, &Vec<(&[u8], &[u8])>)> = Vec::new();
+    let mut kept: Vec<(FrameKind, &RawFrame)> = Vec::new();
     for frame in &frames {
         let (first_name, first_value) = frame[0];
         let kind = if first_name == b"Response" {
