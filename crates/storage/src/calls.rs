@@ -217,7 +217,8 @@ const UPSERT_CALL_SQL: &str = "INSERT INTO calls (id, source, direction, custome
 const INSERT_AGENT_SQL: &str = "INSERT INTO call_agents (call_id, extension, user_id, rang_at, answered_at, talk_ms, outcome) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-const INSERT_EVENT_SQL: &str = "INSERT INTO call_events (call_id, seq, at, kind, data) VALUES ($1, $2, $3, $4, $5) \
+const INSERT_EVENT_SQL: &str =
+    "INSERT INTO call_events (call_id, seq, at, kind, data) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (call_id, seq) DO NOTHING";
 
 fn call_from_row(row: &impl RowExt) -> Result<CallRow, StorageError> {
@@ -280,7 +281,11 @@ fn event_from_row(row: &impl RowExt) -> Result<CallEventRow, StorageError> {
 
 impl Storage {
     /// Inserts or updates the call and replaces its agent list (idempotent).
-    pub async fn upsert_call(&self, call: &NewCall, agents: &[CallAgent]) -> Result<(), StorageError> {
+    pub async fn upsert_call(
+        &self,
+        call: &NewCall,
+        agents: &[CallAgent],
+    ) -> Result<(), StorageError> {
         self.write_call(&CallWrite {
             call,
             agents,
@@ -314,10 +319,16 @@ impl Storage {
         let call = write.call;
         let record = call.record.to_string();
         let route = call.route_decision.as_ref().map(|v| v.to_string());
-        let events: Vec<(String, &NewCallEvent)> =
-            write.events.iter().map(|e| (e.data.to_string(), e)).collect();
-        let jobs: Vec<(String, &NewOutboxJob)> =
-            write.jobs.iter().map(|j| (j.payload.to_string(), j)).collect();
+        let events: Vec<(String, &NewCallEvent)> = write
+            .events
+            .iter()
+            .map(|e| (e.data.to_string(), e))
+            .collect();
+        let jobs: Vec<(String, &NewOutboxJob)> = write
+            .jobs
+            .iter()
+            .map(|j| (j.payload.to_string(), j))
+            .collect();
         let job_sql = insert_job_sql();
         let res = in_tx!(self, tx => {
             sqlx::query(UPSERT_CALL_SQL)
@@ -490,7 +501,9 @@ impl Storage {
         if let Some(after) = &filter.after {
             let at = cond.arg(Arg::Int(to_micros(after.started_at)));
             let id = cond.arg(Arg::Text(after.id.0.clone()));
-            cond.push(format!("(started_at < {at} OR (started_at = {at} AND id < {id}))"));
+            cond.push(format!(
+                "(started_at < {at} OR (started_at = {at} AND id < {id}))"
+            ));
         }
         // Fetch one extra row to know whether a next page exists.
         let limit_p = cond.arg(Arg::Int(i64::from(limit) + 1));

@@ -98,7 +98,8 @@ pub struct CustomerRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const CUSTOMER_COLUMNS: &str = "c.id, c.name, c.company, c.responsible_user_id, c.segment, c.tags, \
+const CUSTOMER_COLUMNS: &str =
+    "c.id, c.name, c.company, c.responsible_user_id, c.segment, c.tags, \
      c.blacklisted, c.debtor, c.region, c.notes, c.instructions, c.external_crm, c.external_id, \
      c.created_at, c.updated_at";
 
@@ -300,7 +301,10 @@ impl Storage {
         let rows = self
             .query_customers(
                 &sql,
-                vec![Arg::Text(external.crm.clone()), Arg::Text(external.id.clone())],
+                vec![
+                    Arg::Text(external.crm.clone()),
+                    Arg::Text(external.id.clone()),
+                ],
             )
             .await?;
         Ok(rows.into_iter().next())
@@ -354,10 +358,15 @@ impl Storage {
         after: Option<CustomerId>,
         limit: u32,
     ) -> Result<Vec<CustomerRow>, StorageError> {
-        let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.id > $1 ORDER BY c.id LIMIT $2");
+        let sql = format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.id > $1 ORDER BY c.id LIMIT $2"
+        );
         self.query_customers(
             &sql,
-            vec![Arg::Int(after.map_or(0, |a| a.0)), Arg::Int(i64::from(limit))],
+            vec![
+                Arg::Int(after.map_or(0, |a| a.0)),
+                Arg::Int(i64::from(limit)),
+            ],
         )
         .await
     }

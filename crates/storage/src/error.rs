@@ -18,7 +18,9 @@ pub enum StorageError {
     },
 
     /// The database is temporarily unreachable or busy; the same call may succeed later.
-    #[error("database is temporarily unavailable ({reason}); the operation can be retried: {source}")]
+    #[error(
+        "database is temporarily unavailable ({reason}); the operation can be retried: {source}"
+    )]
     Transient {
         /// Short classification, e.g. "connection lost", "database is locked".
         reason: &'static str,
@@ -181,7 +183,10 @@ fn describe_unique(constraint: &str, message: &str) -> String {
     let table = [
         ("users.login", "a user with this login"),
         ("users_login", "a user with this login"),
-        ("user_extensions", "this extension (assigned to another user)"),
+        (
+            "user_extensions",
+            "this extension (assigned to another user)",
+        ),
         ("api_tokens", "an API token with this hash"),
         ("sessions", "a session with this id"),
         ("outbox", "an outbox job with this idempotency key"),

@@ -117,12 +117,18 @@ pub struct OutboxStats {
 impl OutboxStats {
     /// Jobs not yet delivered (pending and in flight), all connectors.
     pub fn depth(&self) -> u64 {
-        self.connectors.iter().map(|c| c.pending + c.in_flight).sum()
+        self.connectors
+            .iter()
+            .map(|c| c.pending + c.in_flight)
+            .sum()
     }
 
     /// Creation time of the oldest undelivered job, all connectors.
     pub fn oldest_pending_at(&self) -> Option<DateTime<Utc>> {
-        self.connectors.iter().filter_map(|c| c.oldest_pending_at).min()
+        self.connectors
+            .iter()
+            .filter_map(|c| c.oldest_pending_at)
+            .min()
     }
 }
 
@@ -296,7 +302,7 @@ impl Storage {
             rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?
         });
         // RETURNING order is unspecified; hand jobs out in due order.
-        jobs.sort_by(|a, b| (a.next_attempt_at, a.id).cmp(&(b.next_attempt_at, b.id)));
+        jobs.sort_by_key(|job| (job.next_attempt_at, job.id));
         Ok(jobs)
     }
 

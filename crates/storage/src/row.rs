@@ -19,15 +19,20 @@ pub(crate) trait RowExt {
 
     fn time(&self, col: &str) -> Result<DateTime<Utc>, StorageError> {
         let micros = self.int(col)?;
-        from_micros(micros)
-            .ok_or_else(|| StorageError::corrupt(format!("timestamp {micros} in column {col} is out of range")))
+        from_micros(micros).ok_or_else(|| {
+            StorageError::corrupt(format!(
+                "timestamp {micros} in column {col} is out of range"
+            ))
+        })
     }
 
     fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
         match self.opt_int(col)? {
             None => Ok(None),
             Some(micros) => from_micros(micros).map(Some).ok_or_else(|| {
-                StorageError::corrupt(format!("timestamp {micros} in column {col} is out of range"))
+                StorageError::corrupt(format!(
+                    "timestamp {micros} in column {col} is out of range"
+                ))
             }),
         }
     }

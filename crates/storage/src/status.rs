@@ -72,7 +72,10 @@ impl Storage {
     }
 
     /// The user's current (open) status span, if any.
-    pub async fn current_status(&self, user_id: UserId) -> Result<Option<StatusSpan>, StorageError> {
+    pub async fn current_status(
+        &self,
+        user_id: UserId,
+    ) -> Result<Option<StatusSpan>, StorageError> {
         let res = on_pool!(self, pool => {
             match sqlx::query(
                 "SELECT user_id, status, reason, started_at, ended_at FROM agent_status_history \

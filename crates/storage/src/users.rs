@@ -337,7 +337,11 @@ impl Storage {
     }
 
     /// Replaces the user's queue memberships with exactly `queues`.
-    pub async fn set_user_queues(&self, id: UserId, queues: &[UserQueue]) -> Result<(), StorageError> {
+    pub async fn set_user_queues(
+        &self,
+        id: UserId,
+        queues: &[UserQueue],
+    ) -> Result<(), StorageError> {
         in_tx!(self, tx => {
             let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
                 .bind(id.0)
@@ -363,7 +367,10 @@ impl Storage {
     }
 
     /// Loads extensions and queues for the given users (two queries, whatever the count).
-    async fn with_memberships(&self, mut users: Vec<UserRow>) -> Result<Vec<UserRow>, StorageError> {
+    async fn with_memberships(
+        &self,
+        mut users: Vec<UserRow>,
+    ) -> Result<Vec<UserRow>, StorageError> {
         if users.is_empty() {
             return Ok(users);
         }
@@ -425,7 +432,11 @@ impl Storage {
     }
 
     /// Revokes a token; revoking an already revoked token keeps the first revocation time.
-    pub async fn revoke_api_token(&self, id: ApiTokenId, now: DateTime<Utc>) -> Result<(), StorageError> {
+    pub async fn revoke_api_token(
+        &self,
+        id: ApiTokenId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
         let affected = on_pool!(self, pool => {
             sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
                 .bind(to_micros(now))
@@ -438,7 +449,10 @@ impl Storage {
     }
 
     /// The token with this hash if it is not revoked and its user is not disabled.
-    pub async fn find_active_api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRow>, StorageError> {
+    pub async fn find_active_api_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ApiTokenRow>, StorageError> {
         let sql = "SELECT t.id, t.user_id, t.name, t.token_hash, t.created_at, t.revoked_at \
                    FROM api_tokens t JOIN users u ON u.id = t.user_id \
                    WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled = FALSE";
@@ -453,7 +467,8 @@ impl Storage {
 
     /// Every token of a user (including revoked ones), newest first.
     pub async fn list_api_tokens(&self, user_id: UserId) -> Result<Vec<ApiTokenRow>, StorageError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY id DESC");
+        let sql =
+            format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY id DESC");
         let res = on_pool!(self, pool => {
             let rows = sqlx::query(&sql).bind(user_id.0).fetch_all(pool).await?;
             rows.iter().map(token_from_row).collect::<Result<Vec<_>, _>>()?
@@ -556,4 +571,3 @@ pub(crate) fn require_affected(
         Ok(())
     }
 }
-
