@@ -54,7 +54,9 @@ impl<'a> ChannelName<'a> {
 fn strip_sequence(text: &str) -> &str {
     match text.rsplit_once('-') {
         Some((head, seq))
-            if !head.is_empty() && !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            if !head.is_empty()
+                && !seq.is_empty()
+                && seq.bytes().all(|b| b.is_ascii_hexdigit()) =>
         {
             head
         }
@@ -108,7 +110,10 @@ mod tests {
         assert_eq!(interface_endpoint("PJSIP/101"), "101");
         assert_eq!(dialed_number("+15550001111@pstn/n"), "+15550001111");
         assert_eq!(dialed_number("provider/+15550001111"), "+15550001111");
-        assert_eq!(dialed_number("provider/sip:+15550001111@10.0.0.1"), "+15550001111");
+        assert_eq!(
+            dialed_number("provider/sip:+15550001111@10.0.0.1"),
+            "+15550001111"
+        );
         assert_eq!(dialed_number("+15550001111@provider"), "+15550001111");
     }
 }

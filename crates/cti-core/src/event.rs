@@ -190,7 +190,10 @@ pub enum PbxEvent {
         caller_name: Option<String>,
     },
     /// The channel was renamed (`Rename`). The Uniqueid stays.
-    ChannelRenamed { uniqueid: Uniqueid, new_name: String },
+    ChannelRenamed {
+        uniqueid: Uniqueid,
+        new_name: String,
+    },
     /// The two halves of a Local channel were linked (`LocalBridge`).
     LocalPair { one: ChanRef, two: ChanRef },
     /// A dial attempt started (`DialBegin`). `caller` is absent for an AMI Originate's first

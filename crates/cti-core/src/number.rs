@@ -33,24 +33,36 @@ pub fn classify_number(raw: &str, config: &TrackerConfig) -> Option<PhoneNumber>
     if raw.is_empty() || raw.eq_ignore_ascii_case("<unknown>") {
         return None;
     }
-    let lower = raw.to_ascii_lowercase();
-    if ["anonymous", "restricted", "unavailable", "private", "withheld", "unknown"]
-        .contains(&lower.as_str())
+    if [
+        "anonymous",
+        "restricted",
+        "unavailable",
+        "private",
+        "withheld",
+        "unknown",
+    ]
+    .iter()
+    .any(|w| raw.eq_ignore_ascii_case(w))
     {
         return Some(PhoneNumber {
             text: "anonymous".to_owned(),
             kind: NumberKind::Anonymous,
         });
     }
-    let compact: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
-        .collect();
+    let separator = |c: char| matches!(c, ' ' | '-' | '(' | ')' | '.');
+    let compact: std::borrow::Cow<'_, str> = if raw.contains(separator) {
+        raw.chars()
+            .filter(|c| !separator(*c))
+            .collect::<String>()
+            .into()
+    } else {
+        raw.into()
+    };
     let (plus, digits) = match compact.strip_prefix('+') {
         Some(d) => (true, d),
         None => match compact.strip_prefix("00") {
             Some(d) if d.len() >= 7 => (true, d),
-            _ => (false, compact.as_str()),
+            _ => (false, &*compact),
         },
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -131,7 +143,11 @@ mod tests {
             ("79161234567", &ru, "+79161234567 E164"),
             ("9161234567", &ru, "+79161234567 E164"),
             ("+7 (916) 123-45-67", &plain, "+79161234567 E164"),
-            ("sip:alice@example.com", &plain, "sip:alice@example.com Other"),
+            (
+                "sip:alice@example.com",
+                &plain,
+                "sip:alice@example.com Other",
+            ),
         ];
         for (raw, config, want) in cases {
             assert_eq!(check(raw, config), want, "{raw}");

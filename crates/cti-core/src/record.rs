@@ -221,7 +221,9 @@ impl fmt::Display for CallRecord {
             "call {} {} customer={} name={} line={}",
             self.direction.as_str(),
             self.outcome.map_or("open", |o| o.as_str()),
-            self.customer_number.as_ref().map_or("-", |n| n.text.as_str()),
+            self.customer_number
+                .as_ref()
+                .map_or("-", |n| n.text.as_str()),
             opt(&self.customer_name),
             self.line.as_ref().map_or("-", |n| n.text.as_str()),
         )?;
@@ -254,7 +256,11 @@ impl fmt::Display for CallRecord {
             opt(&self.application),
             self.recording.as_ref().map_or_else(
                 || "-".to_owned(),
-                |r| r.url.clone().or_else(|| r.path.clone()).unwrap_or_else(|| "yes".to_owned())
+                |r| r
+                    .url
+                    .clone()
+                    .or_else(|| r.path.clone())
+                    .unwrap_or_else(|| "yes".to_owned())
             ),
         )?;
         for s in &self.segments {

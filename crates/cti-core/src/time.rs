@@ -102,9 +102,18 @@ mod tests {
         let t = Timestamp::parse_epoch("1795334968.271370").unwrap();
         assert_eq!(t.as_micros(), 1_795_334_968_271_370);
         assert_eq!(t.to_string(), "2026-11-22T08:09:28.271370Z");
-        assert_eq!(Timestamp::parse_epoch("0").unwrap().to_string(), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(Timestamp::parse_epoch("1.5").unwrap().as_micros(), 1_500_000);
-        assert_eq!(Timestamp::parse_epoch("951782400").unwrap().to_string(), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::parse_epoch("0").unwrap().to_string(),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            Timestamp::parse_epoch("1.5").unwrap().as_micros(),
+            1_500_000
+        );
+        assert_eq!(
+            Timestamp::parse_epoch("951782400").unwrap().to_string(),
+            "2000-02-29T00:00:00.000000Z"
+        );
         for bad in ["", ".", "x", "1.x", "-1", "1.2.3", "99999999999999"] {
             assert_eq!(Timestamp::parse_epoch(bad), None, "{bad}");
         }

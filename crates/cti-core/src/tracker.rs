@@ -247,7 +247,9 @@ impl CallTracker {
     pub fn snapshot(&self, now: Timestamp) -> Vec<CallRecord> {
         let mut keys: Vec<u64> = self.calls.keys().copied().collect();
         keys.sort_unstable();
-        keys.iter().map(|k| self.build_record(*k, now, false)).collect()
+        keys.iter()
+            .map(|k| self.build_record(*k, now, false))
+            .collect()
     }
 
     /// Feeds one event observed at `now`; returns what changed.
@@ -302,7 +304,10 @@ impl CallTracker {
                 let Some(key) = self.ensure(&chan, None, now, &mut fx) else {
                     return fx;
                 };
-                let answered = self.calls.get(&key).is_some_and(|c| c.answered_at.is_some());
+                let answered = self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.answered_at.is_some());
                 if let Some(c) = self.channels.get_mut(chan.uniqueid.as_str()) {
                     // Transfers rewrite caller IDs on Local channels (connected-line updates);
                     // the customer does not change numbers mid-call, and `<unknown>` is no news.
@@ -432,8 +437,7 @@ impl CallTracker {
                     }
                 }
             }
-            PbxEvent::QueueCallerLeave { chan, .. }
-            | PbxEvent::QueueCallerAbandon { chan, .. } => {
+            PbxEvent::QueueCallerLeave { chan, .. } | PbxEvent::QueueCallerAbandon { chan, .. } => {
                 if let Some(key) = self.known(&chan, now, &mut fx) {
                     if let Some(call) = self.calls.get_mut(&key) {
                         if let Some(joined) = call.queue_joined_at.take() {
@@ -469,24 +473,36 @@ impl CallTracker {
                 self.known(&caller, now, &mut fx);
             }
             PbxEvent::Hold { chan } => {
-                if let Some(key) = self.known(&chan, now, &mut fx).filter(|_| !self.stale(&chan.uniqueid, now)) {
+                if let Some(key) = self
+                    .known(&chan, now, &mut fx)
+                    .filter(|_| !self.stale(&chan.uniqueid, now))
+                {
                     self.hold_start(key, &chan.uniqueid, HoldKind::Hold, now, &mut fx);
                 }
             }
             PbxEvent::Unhold { chan } => {
-                if let Some(key) = self.known(&chan, now, &mut fx).filter(|_| !self.stale(&chan.uniqueid, now)) {
+                if let Some(key) = self
+                    .known(&chan, now, &mut fx)
+                    .filter(|_| !self.stale(&chan.uniqueid, now))
+                {
                     self.hold_stop(key, &chan.uniqueid, Some(HoldKind::Hold), now, &mut fx);
                 }
             }
             PbxEvent::MusicOnHoldStart { chan } => {
-                if let Some(key) = self.known(&chan, now, &mut fx).filter(|_| !self.stale(&chan.uniqueid, now)) {
+                if let Some(key) = self
+                    .known(&chan, now, &mut fx)
+                    .filter(|_| !self.stale(&chan.uniqueid, now))
+                {
                     if self.role_of(&chan.uniqueid) == Some(&Role::Customer) {
                         self.hold_start(key, &chan.uniqueid, HoldKind::Music, now, &mut fx);
                     }
                 }
             }
             PbxEvent::MusicOnHoldStop { chan } => {
-                if let Some(key) = self.known(&chan, now, &mut fx).filter(|_| !self.stale(&chan.uniqueid, now)) {
+                if let Some(key) = self
+                    .known(&chan, now, &mut fx)
+                    .filter(|_| !self.stale(&chan.uniqueid, now))
+                {
                     self.hold_stop(key, &chan.uniqueid, Some(HoldKind::Music), now, &mut fx);
                 }
             }
@@ -514,7 +530,11 @@ impl CallTracker {
                     let path = if file.contains('/') || self.config.recording_dir.is_empty() {
                         file
                     } else {
-                        format!("{}/{}", self.config.recording_dir.trim_end_matches('/'), file)
+                        format!(
+                            "{}/{}",
+                            self.config.recording_dir.trim_end_matches('/'),
+                            file
+                        )
                     };
                     if let Some(call) = self.calls.get_mut(&key) {
                         let rec = call.recording.get_or_insert_with(|| Recording {
@@ -533,7 +553,10 @@ impl CallTracker {
             PbxEvent::AttendedTransfer(info) => self.attended_transfer(info, now, &mut fx),
             PbxEvent::AppStarted { chan, app } => {
                 if let Some(key) = self.known(&chan, now, &mut fx) {
-                    let up = self.channels.get(chan.uniqueid.as_str()).is_some_and(|c| c.up);
+                    let up = self
+                        .channels
+                        .get(chan.uniqueid.as_str())
+                        .is_some_and(|c| c.up);
                     if let Some(call) = self.calls.get_mut(&key) {
                         match app {
                             DialplanApp::VoiceMail => call.voicemail = true,
@@ -658,7 +681,11 @@ impl CallTracker {
         };
         // Local halves: the name says which other channel is the twin (`…;1` / `…;2`), which
         // also covers a missed `LocalBridge`.
-        if let Some(base) = chan.name.strip_suffix(";1").or(chan.name.strip_suffix(";2")) {
+        if let Some(base) = chan
+            .name
+            .strip_suffix(";1")
+            .or(chan.name.strip_suffix(";2"))
+        {
             let twin = self.calls.get(&key).and_then(|call| {
                 call.channels.iter().find(|u| {
                     **u != chan.uniqueid
@@ -862,7 +889,10 @@ impl CallTracker {
         if cfg.is_extension(name.endpoint) {
             return Role::Agent(Extension::new(name.endpoint));
         }
-        if ["PJSIP", "SIP", "IAX2"].iter().any(|t| name.tech.eq_ignore_ascii_case(t)) {
+        if ["PJSIP", "SIP", "IAX2"]
+            .iter()
+            .any(|t| name.tech.eq_ignore_ascii_case(t))
+        {
             // A SIP endpoint that is not an extension is a provider.
             return Role::Customer;
         }
@@ -1002,7 +1032,8 @@ impl CallTracker {
         }
         self.last_sweep = now;
         self.tombstones.retain(|_, at| now.micros_since(*at) <= ttl);
-        self.ended_linkedids.retain(|_, (at, _)| now.micros_since(*at) <= ttl);
+        self.ended_linkedids
+            .retain(|_, (at, _)| now.micros_since(*at) <= ttl);
     }
 
     // ---------------------------------------------------------------- ringing
@@ -1111,17 +1142,13 @@ impl CallTracker {
         let mut stack: Vec<&Uniqueid> = anchors;
         while let Some(uid) = stack.pop() {
             let Some(c) = live(uid) else { continue };
-            let mut neighbours: Vec<&Uniqueid> = Vec::new();
-            if let Some(p) = &c.pair {
-                neighbours.push(p);
-            }
-            if let Some(b) = &c.bridge {
-                if let Some(members) = self.bridges.get(b.as_str()) {
-                    neighbours.extend(members.iter().filter(|m| *m != uid));
-                }
-            }
-            for m in neighbours {
-                if visited.contains(&m) {
+            let members = c
+                .bridge
+                .as_ref()
+                .and_then(|b| self.bridges.get(b.as_str()))
+                .map_or(&[][..], |m| m.as_slice());
+            for m in c.pair.iter().chain(members.iter()) {
+                if m == uid || visited.contains(&m) {
                     continue;
                 }
                 visited.push(m);
@@ -1266,7 +1293,11 @@ impl CallTracker {
         if call.connected.is_empty() {
             return;
         }
-        if call.hold_sources.iter().any(|(u, k)| u == uid && *k == kind) {
+        if call
+            .hold_sources
+            .iter()
+            .any(|(u, k)| u == uid && *k == kind)
+        {
             return;
         }
         call.hold_sources.push((uid.clone(), kind));
@@ -1327,7 +1358,12 @@ impl CallTracker {
         }
     }
 
-    fn call_of(&mut self, chans: &[&Option<ChanRef>], now: Timestamp, fx: &mut Vec<Effect>) -> Option<u64> {
+    fn call_of(
+        &mut self,
+        chans: &[&Option<ChanRef>],
+        now: Timestamp,
+        fx: &mut Vec<Effect>,
+    ) -> Option<u64> {
         chans
             .iter()
             .filter_map(|c| c.as_ref())
@@ -1341,8 +1377,18 @@ impl CallTracker {
         let Some(key) = self.call_of(&[&info.transferee, &info.transferer], now, fx) else {
             return;
         };
-        let from = self.agent_of(&info.transferer).or_else(|| self.current_agent(key));
-        self.record_transfer(key, from, info.extension, None, TransferKind::Blind, now, fx);
+        let from = self
+            .agent_of(&info.transferer)
+            .or_else(|| self.current_agent(key));
+        self.record_transfer(
+            key,
+            from,
+            info.extension,
+            None,
+            TransferKind::Blind,
+            now,
+            fx,
+        );
     }
 
     fn attended_transfer(
@@ -1355,7 +1401,12 @@ impl CallTracker {
             return;
         }
         let Some(key) = self.call_of(
-            &[&info.transferee, &info.orig_transferer, &info.target, &info.second_transferer],
+            &[
+                &info.transferee,
+                &info.orig_transferer,
+                &info.target,
+                &info.second_transferer,
+            ],
             now,
             fx,
         ) else {
@@ -1441,7 +1492,8 @@ impl CallTracker {
         if let Some(idx) = call.inferred_transfer.take() {
             if let Some(t) = call.transfers.get_mut(idx) {
                 let recent = now.micros_since(t.at).abs() <= 5_000_000;
-                if recent && t.kind == TransferKind::Redirect && (from.is_none() || t.from == from) {
+                if recent && t.kind == TransferKind::Redirect && (from.is_none() || t.from == from)
+                {
                     t.kind = kind;
                     t.at = now;
                     if kind == TransferKind::Blind {
@@ -1451,9 +1503,11 @@ impl CallTracker {
                 }
             }
         }
-        let answered_target = to_agent
-            .as_ref()
-            .is_some_and(|a| call.segments.iter().any(|s| s.end.is_none() && &s.agent == a));
+        let answered_target = to_agent.as_ref().is_some_and(|a| {
+            call.segments
+                .iter()
+                .any(|s| s.end.is_none() && &s.agent == a)
+        });
         call.transfers.push(Transfer {
             from,
             to,
@@ -1614,13 +1668,10 @@ impl CallTracker {
         .filter(|n| !n.is_empty() && n != "<unknown>");
         let originator = match self.role_of(&call.origin) {
             Some(Role::Agent(ext)) => Some(ext.clone()),
-            _ => call
-                .channels
-                .first()
-                .and_then(|u| match self.role_of(u) {
-                    Some(Role::Agent(ext)) if direction != Direction::Inbound => Some(ext.clone()),
-                    _ => None,
-                }),
+            _ => call.channels.first().and_then(|u| match self.role_of(u) {
+                Some(Role::Agent(ext)) if direction != Direction::Inbound => Some(ext.clone()),
+                _ => None,
+            }),
         };
 
         let seg_end = |s: &TalkSegment| s.end.unwrap_or(now);
@@ -1657,10 +1708,7 @@ impl CallTracker {
             (None, app) => app,
         };
         let ended_at = ended.then_some(now);
-        let hold_us = call.hold_us
-            + call
-                .hold_started
-                .map_or(0, |s| now.micros_since(s).max(0));
+        let hold_us = call.hold_us + call.hold_started.map_or(0, |s| now.micros_since(s).max(0));
         let queue_wait_us = call.queue_wait_us
             + call
                 .queue_joined_at
@@ -1671,8 +1719,11 @@ impl CallTracker {
         let outcome = ended.then(|| self.outcome(call, direction, answered_at, hangup_cause));
         let short_abandon = matches!(outcome, Some(Outcome::Abandoned | Outcome::Missed))
             && direction == Direction::Inbound
-            && (if call.queues.is_empty() { wait_us } else { queue_wait_us })
-                < self.config.short_abandon_us;
+            && (if call.queues.is_empty() {
+                wait_us
+            } else {
+                queue_wait_us
+            }) < self.config.short_abandon_us;
         let recording = call.recording.clone().map(|mut r| {
             if let Some(template) = &self.config.recording_url_template {
                 let path = r.path.clone().unwrap_or_default();
@@ -1753,17 +1804,24 @@ impl CallTracker {
                 )
             )
         });
-        let failure_cause = |c: u16| matches!(c, 1 | 2 | 3 | 20 | 21 | 22 | 27 | 28 | 34 | 38 | 41 | 42 | 44 | 58 | 127);
+        let failure_cause = |c: u16| {
+            matches!(
+                c,
+                1 | 2 | 3 | 20 | 21 | 22 | 27 | 28 | 34 | 38 | 41 | 42 | 44 | 58 | 127
+            )
+        };
         if rang {
             return Outcome::Missed;
         }
         if relevant.iter().any(|d| d.status == Some(DialStatus::Busy)) || cause == Some(17) {
             return Outcome::Busy;
         }
-        if relevant
-            .iter()
-            .any(|d| matches!(d.status, Some(DialStatus::Congestion | DialStatus::ChanUnavail)))
-            || cause.is_some_and(failure_cause)
+        if relevant.iter().any(|d| {
+            matches!(
+                d.status,
+                Some(DialStatus::Congestion | DialStatus::ChanUnavail)
+            )
+        }) || cause.is_some_and(failure_cause)
         {
             return Outcome::Failed;
         }

@@ -143,6 +143,7 @@ enum F {
     UserEvent,
     BridgeId,
     Duration,
+    Timestamp,
     Count,
 }
 
@@ -205,6 +206,7 @@ fn slot(name: &[u8]) -> Option<F> {
         b"UserEvent" => F::UserEvent,
         b"BridgeId" => F::BridgeId,
         b"Duration" => F::Duration,
+        b"Timestamp" => F::Timestamp,
         _ => return None,
     })
 }
@@ -273,29 +275,40 @@ impl<'a> Fields<'a> {
 
 /// Translates one frame; `None` for frames the tracker does not need (responses included).
 pub fn translate(frame: &FrameRef<'_>) -> Option<PbxEvent> {
+    translate_timed(frame).map(|(event, _)| event)
+}
+
+/// [`translate`] plus the frame's `Timestamp`, read in the same pass over the headers.
+pub fn translate_timed(frame: &FrameRef<'_>) -> Option<(PbxEvent, Option<Timestamp>)> {
     let kind = kind(frame.event()?)?;
     // The two noisiest events matter only for a few values: look before reading every header.
+    // Asterisk spells header names exactly, so an exact comparison is enough here.
+    let exact = |name: &[u8]| frame.headers().find(|(n, _)| *n == name).map(|(_, v)| v);
     match kind {
         Kind::Newexten => {
-            let app = frame.get("Application")?;
+            let app = exact(b"Application")?;
             if app != b"VoiceMail" && app != b"Stasis" {
                 return None;
             }
         }
-        Kind::VarSet => {
-            if frame.get("Variable")? != b"MIXMONITOR_FILENAME" {
-                return None;
-            }
-        }
+        Kind::VarSet if exact(b"Variable")? != b"MIXMONITOR_FILENAME" => return None,
         _ => {}
     }
     let f = Fields::read(frame);
+    let at = f
+        .raw(F::Timestamp)
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .and_then(Timestamp::parse_epoch);
+    Some((event(kind, &f, frame)?, at))
+}
+
+fn event(kind: Kind, f: &Fields<'_>, frame: &FrameRef<'_>) -> Option<PbxEvent> {
     let chan = || f.chan(F::Channel);
     let dest = || f.chan(F::DestChannel);
     Some(match kind {
         Kind::Newchannel => PbxEvent::ChannelCreated {
             chan: chan()?,
-            state: state(&f),
+            state: state(f),
             caller_num: f.party(F::CallerIdNum),
             caller_name: f.party(F::CallerIdName),
             context: f.text_or_empty(F::Context),
@@ -303,7 +316,7 @@ pub fn translate(frame: &FrameRef<'_>) -> Option<PbxEvent> {
         },
         Kind::Newstate => PbxEvent::ChannelStateChanged {
             chan: chan()?,
-            state: state(&f),
+            state: state(f),
         },
         Kind::NewCallerid => PbxEvent::CallerIdChanged {
             chan: chan()?,
@@ -445,10 +458,10 @@ pub fn apply_frame(
     frame: &FrameRef<'_>,
     clock: &mut Timestamp,
 ) -> Vec<Effect> {
-    let Some(event) = translate(frame) else {
+    let Some((event, at)) = translate_timed(frame) else {
         return Vec::new();
     };
-    if let Some(ts) = timestamp(frame) {
+    if let Some(ts) = at {
         *clock = ts;
     }
     tracker.apply(event, *clock)
@@ -501,7 +514,9 @@ fn parse_duration(text: &[u8]) -> Option<u32> {
     let text = std::str::from_utf8(text).ok()?;
     let mut total: u32 = 0;
     for part in text.split(':') {
-        total = total.checked_mul(60)?.checked_add(part.trim().parse().ok()?)?;
+        total = total
+            .checked_mul(60)?
+            .checked_add(part.trim().parse().ok()?)?;
     }
     Some(total)
 }
@@ -571,12 +586,21 @@ mod tests {
              DestUniqueid: 1.2\nDestLinkedid: 1.1\nDialString: 101\nTimestamp: 1795334968.271370\n",
         );
         let got = translate_frame(&f).expect("DialBegin translates");
-        let PbxEvent::DialBegin { caller, caller_num, dest, dial_string } = got else {
+        let PbxEvent::DialBegin {
+            caller,
+            caller_num,
+            dest,
+            dial_string,
+        } = got
+        else {
             panic!("wrong event: {got:?}");
         };
         assert_eq!(caller.map(|c| c.name), Some("PJSIP/trunk-01".to_owned()));
         assert_eq!(caller_num.as_deref(), Some("+15551230001"));
-        assert_eq!((dest.uniqueid.as_str(), dest.linkedid.as_str()), ("1.2", "1.1"));
+        assert_eq!(
+            (dest.uniqueid.as_str(), dest.linkedid.as_str()),
+            ("1.2", "1.1")
+        );
         assert_eq!(dial_string, "101");
         assert_eq!(
             timestamp(&f.as_ref()).map(|t| t.as_micros()),

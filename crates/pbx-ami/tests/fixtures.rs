@@ -73,7 +73,12 @@ fn parse_expected(text: &str) -> BTreeMap<String, BTreeMap<String, Value>> {
                     while self.s[self.i].is_ascii_digit() || self.s[self.i] == b'.' {
                         self.i += 1;
                     }
-                    Value::Num(std::str::from_utf8(&self.s[start..self.i]).unwrap().parse().unwrap())
+                    Value::Num(
+                        std::str::from_utf8(&self.s[start..self.i])
+                            .unwrap()
+                            .parse()
+                            .unwrap(),
+                    )
                 }
             }
         }
@@ -116,31 +121,70 @@ fn compare(record: &CallRecord, expected: &BTreeMap<String, Value>) -> Vec<Strin
     };
     for (field, want) in expected {
         match field.as_str() {
-            "direction" => check(&mut errors, field, Some(record.direction.as_str().into()), text_of(want)),
+            "direction" => check(
+                &mut errors,
+                field,
+                Some(record.direction.as_str().into()),
+                text_of(want),
+            ),
             "customer_number" => check(
                 &mut errors,
                 field,
                 record.customer_number.as_ref().map(|n| n.text.clone()),
                 text_of(want),
             ),
-            "line" => check(&mut errors, field, record.line.as_ref().map(|n| n.text.clone()), text_of(want)),
-            "outcome" => check(&mut errors, field, record.outcome.map(|o| o.as_str().into()), text_of(want)),
-            "answered_by" => check(&mut errors, field, record.answered_by.as_ref().map(|a| a.to_string()), text_of(want)),
-            "queue" => check(&mut errors, field, record.queue.as_ref().map(|q| q.to_string()), text_of(want)),
-            "agent" => check(&mut errors, field, record.agent.as_ref().map(|a| a.to_string()), text_of(want)),
+            "line" => check(
+                &mut errors,
+                field,
+                record.line.as_ref().map(|n| n.text.clone()),
+                text_of(want),
+            ),
+            "outcome" => check(
+                &mut errors,
+                field,
+                record.outcome.map(|o| o.as_str().into()),
+                text_of(want),
+            ),
+            "answered_by" => check(
+                &mut errors,
+                field,
+                record.answered_by.as_ref().map(|a| a.to_string()),
+                text_of(want),
+            ),
+            "queue" => check(
+                &mut errors,
+                field,
+                record.queue.as_ref().map(|q| q.to_string()),
+                text_of(want),
+            ),
+            "agent" => check(
+                &mut errors,
+                field,
+                record.agent.as_ref().map(|a| a.to_string()),
+                text_of(want),
+            ),
             "rang" => {
-                let Value::List(want) = want else { panic!("rang is a list") };
+                let Value::List(want) = want else {
+                    panic!("rang is a list")
+                };
                 let mut want = want.clone();
                 want.sort();
-                let mut got: Vec<String> = record.agents_rang.iter().map(|a| a.to_string()).collect();
+                let mut got: Vec<String> =
+                    record.agents_rang.iter().map(|a| a.to_string()).collect();
                 got.sort();
                 if got != want {
                     errors.push(format!("rang: got {got:?}, want {want:?}"));
                 }
             }
             "talk_s" | "hold_s" => {
-                let Value::Num(want) = want else { panic!("{field} is a number") };
-                let got_us = if field == "talk_s" { record.talk_us } else { record.hold_us };
+                let Value::Num(want) = want else {
+                    panic!("{field} is a number")
+                };
+                let got_us = if field == "talk_s" {
+                    record.talk_us
+                } else {
+                    record.hold_us
+                };
                 let got = got_us as f64 / 1e6;
                 if (got - want).abs() > 1.0 {
                     errors.push(format!("{field}: got {got:.2}, want {want} ±1"));
@@ -173,7 +217,11 @@ fn every_trace_gives_one_record_matching_the_ground_truth() {
     for (file, bytes) in &all {
         let records = run(bytes, TrackerConfig::default());
         if records.len() != 1 {
-            failures.push(format!("{file}: {} records\n{}", records.len(), render(&records)));
+            failures.push(format!(
+                "{file}: {} records\n{}",
+                records.len(),
+                render(&records)
+            ));
             continue;
         }
         let record = &records[0];
@@ -195,7 +243,8 @@ fn every_trace_gives_one_record_matching_the_ground_truth() {
                     && record.agents_rang.is_empty()
                     && record.application.as_deref() == Some("cti")
                     && record.direction == Direction::Inbound
-                    && record.customer_number.as_ref().map(|n| n.text.as_str()) == Some("+15551230013")
+                    && record.customer_number.as_ref().map(|n| n.text.as_str())
+                        == Some("+15551230013")
                     && record.line.as_ref().map(|n| n.text.as_str()) == Some("+18005550120");
                 if !ok {
                     failures.push(format!("{file}: not answered by the ARI app\n{record}"));
@@ -224,7 +273,10 @@ fn abandon_shorter_than_the_threshold_is_flagged_and_the_threshold_is_configurab
         .find(|(f, _)| f == "queue_abandon.ami")
         .expect("queue_abandon trace");
     let default = run(&bytes, TrackerConfig::default());
-    assert!(default[0].short_abandon, "2.5 s in queue is a short abandon at 5 s");
+    assert!(
+        default[0].short_abandon,
+        "2.5 s in queue is a short abandon at 5 s"
+    );
     let strict = run(
         &bytes,
         TrackerConfig {

@@ -37,7 +37,10 @@ pub fn scenario(file: &str) -> &str {
 
 /// Feeds `chunks` (the trace, split anywhere) and returns every ended call plus the calls
 /// still open at the end.
-pub fn run_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, config: TrackerConfig) -> Vec<CallRecord> {
+pub fn run_chunks<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+    config: TrackerConfig,
+) -> Vec<CallRecord> {
     let mut decoder = Decoder::new(Limits::default());
     let mut tracker = CallTracker::new(config);
     let mut clock = Timestamp::default();
