@@ -317,6 +317,14 @@ impl Storage {
     /// Writes a call snapshot, its agents, new timeline events and outbox jobs atomically.
     pub async fn write_call(&self, write: &CallWrite<'_>) -> Result<CallWriteResult, StorageError> {
         let call = write.call;
+        if let Some(stray) = write.events.iter().find(|e| e.call_id != call.id) {
+            return Err(StorageError::Rejected {
+                message: format!(
+                    "an event of call {} was written with call {}; write each call's events with that call",
+                    stray.call_id, call.id
+                ),
+            });
+        }
         let record = call.record.to_string();
         let route = call.route_decision.as_ref().map(|v| v.to_string());
         let events: Vec<(String, &NewCallEvent)> = write

@@ -13,7 +13,7 @@ use storage::{
     Backend, CallAgent, CallFilter, CallId, CallWrite, CrmToken, CustomerId, CustomerPhone,
     CustomerUpsert, Direction, ExternalRef, JobStatus, NewCall, NewCallEvent, NewCallbackTask,
     NewOutboxJob, NewSession, NewUser, Outcome, Role, Settled, Storage, StorageError, TaskFilter,
-    TaskStatus, UserQueue,
+    TaskStatus, UserId, UserQueue,
 };
 
 /// What each test gets: an empty, migrated database and the URL to open it again.
@@ -354,18 +354,41 @@ async fn call_upsert_is_idempotent_and_keeps_wrapup(ctx: Ctx) {
 
 async fn call_write_is_atomic(ctx: Ctx) {
     let c = call("atomic", 0);
-    // The event names a call that does not exist: the foreign key fails, so nothing is kept.
-    let bad_event = event("other-call", 1, "ringing");
+    // The second agent names a user that does not exist: its foreign key fails after the call
+    // row, the first agent and the event were written, so the whole write must roll back.
+    let agents = [
+        CallAgent {
+            extension: "101".into(),
+            user_id: None,
+            rang_at: Some(t(0)),
+            answered_at: None,
+            talk_ms: 0,
+            outcome: "rang".into(),
+        },
+        CallAgent {
+            extension: "102".into(),
+            user_id: Some(UserId(987_654)),
+            rang_at: Some(t(0)),
+            answered_at: None,
+            talk_ms: 0,
+            outcome: "rang".into(),
+        },
+    ];
     let res = ctx
         .db
         .write_call(&CallWrite {
             call: &c,
-            agents: &[],
-            events: std::slice::from_ref(&bad_event),
+            agents: &agents,
+            events: &[event("atomic", 1, "ringing")],
             jobs: &[job("atomic:finish:bitrix24", t(0))],
         })
         .await;
-    assert!(matches!(res, Err(StorageError::Rejected { .. })), "{res:?}");
+    match &res {
+        Err(StorageError::Rejected { message }) => {
+            assert!(message.contains("does not exist"), "{message}")
+        }
+        other => panic!("expected a foreign key rejection, got {other:?}"),
+    }
     assert!(ctx.db.get_call(&c.id).await.unwrap().is_none());
     assert!(ctx
         .db
@@ -373,6 +396,21 @@ async fn call_write_is_atomic(ctx: Ctx) {
         .await
         .unwrap()
         .is_empty());
+
+    let stray = ctx
+        .db
+        .write_call(&CallWrite {
+            call: &c,
+            agents: &[],
+            events: &[event("other-call", 1, "ringing")],
+            jobs: &[],
+        })
+        .await;
+    assert!(
+        matches!(stray, Err(StorageError::Rejected { .. })),
+        "{stray:?}"
+    );
+    assert!(ctx.db.get_call(&c.id).await.unwrap().is_none());
 
     let jobs = [
         job("atomic:register:bitrix24", t(0)),
@@ -1306,4 +1344,116 @@ async fn unusable_urls_are_configuration_errors() {
     );
     let message = res.unwrap_err().to_string();
     assert!(message.contains("SQLite"), "{message}");
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_database_is_a_transient_error() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let settings = storage::PoolSettings {
+        busy_timeout: Duration::from_millis(50),
+        ..storage::PoolSettings::default()
+    };
+    let db = Storage::open_sqlite_file(&path, &settings).await.unwrap();
+    db.migrate().await.unwrap();
+    // Another process holds the write lock.
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let res = db.create_user(&user("anna", &["101"]), t(0)).await;
+    match &res {
+        Err(err @ StorageError::Transient { .. }) => assert!(err.is_transient()),
+        other => panic!("expected a transient error, got {other:?}"),
+    }
+    let res = db.enqueue(&job("k", t(0))).await;
+    assert!(
+        matches!(res, Err(StorageError::Transient { .. })),
+        "{res:?}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    db.create_user(&user("anna", &["101"]), t(0))
+        .await
+        .expect("works once the lock is released");
+}
+
+/// Both migrations must describe the same schema: same tables, same columns in the same order.
+#[tokio::test]
+async fn schema_is_the_same_on_both_backends() {
+    if std::env::var(PG_ENV).is_err() {
+        eprintln!("skipped: {PG_ENV} is not set, so the schema comparison did not run");
+        return;
+    }
+    run_postgres(|pg| async move {
+        let pg_url = pg.url.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite_url = format!("sqlite://{}", dir.path().join("schema.db").display());
+        let lite = Storage::connect(&sqlite_url).await.unwrap();
+        lite.migrate().await.unwrap();
+        lite.close().await;
+
+        let lite_pool = sqlx::SqlitePool::connect(&sqlite_url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name NOT LIKE '_sqlx%' ORDER BY name",
+        )
+        .fetch_all(&lite_pool)
+        .await
+        .unwrap();
+        let mut lite_schema = Vec::new();
+        for table in &tables {
+            let columns: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))
+                    .fetch_all(&lite_pool)
+                    .await
+                    .unwrap();
+            lite_schema.push((table.clone(), columns));
+        }
+        let lite_indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+        )
+        .fetch_all(&lite_pool)
+        .await
+        .unwrap();
+        lite_pool.close().await;
+
+        let pg_pool = sqlx::PgPool::connect(&pg_url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
+             AND table_name NOT LIKE '\\_sqlx%' ORDER BY table_name",
+        )
+        .fetch_all(&pg_pool)
+        .await
+        .unwrap();
+        let mut pg_schema = Vec::new();
+        for table in &tables {
+            let columns: Vec<String> = sqlx::query_scalar(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            )
+            .bind(table)
+            .fetch_all(&pg_pool)
+            .await
+            .unwrap();
+            pg_schema.push((table.clone(), columns));
+        }
+        // Explicitly created indexes only (PostgreSQL also lists those behind keys).
+        let pg_indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() \
+             AND indexname NOT LIKE '%\\_pkey' AND indexname NOT LIKE '%\\_key' ORDER BY indexname",
+        )
+        .fetch_all(&pg_pool)
+        .await
+        .unwrap();
+        pg_pool.close().await;
+
+        assert_eq!(lite_schema, pg_schema);
+        assert_eq!(lite_indexes, pg_indexes);
+        assert!(lite_indexes.len() > 20, "{lite_indexes:?}");
+    })
+    .await;
 }
