@@ -13,10 +13,12 @@
 //! scripted queue call still rings the agents its capture rang.
 //!
 //! Entry points: [`Simulator`] and [`run`] for the TCP server, [`SimulatorHandle`] to drive it,
-//! [`render_trace`] to render a whole load run to bytes without a socket.
+//! [`Script`] and [`LoadProfile`] to start calls, [`render_trace`] to render a whole load run
+//! to bytes without a socket.
 
 mod live;
 mod scenario;
+mod script;
 mod server;
 mod template;
 mod time;
@@ -26,6 +28,7 @@ pub use live::{MemberConfig, QueueConfig};
 pub use scenario::{
     scenario_for_did, CallParams, Category, Direction, Mix, Scenario, TransferTrigger, Variant,
 };
+pub use script::{Script, ScriptError, ScriptStep};
 pub use server::{
     run, AmiUser, CallId, LoadProfile, LoadRun, OriginateRecord, QueuePauseRecord, Simulator,
     SimulatorConfig, SimulatorHandle,

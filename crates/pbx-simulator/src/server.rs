@@ -11,7 +11,8 @@
 //! ActionID, and a client that does not read its events is disconnected instead of making the
 //! simulator buffer without bound (Asterisk's `writetimeout`).
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use crate::live::{hangup_events, push_header, LiveState, PauseOutcome, QueueConf
 use crate::scenario::{
     scenario_for_did, CallParams, IdAllocator, Mix, Scenario, TransferTrigger, Variant,
 };
+use crate::script::Script;
 use crate::template::{did_of_channel, extension_of_channel, Bindings, FrameKind, Template};
 use crate::time::SimClock;
 use crate::SimError;
@@ -254,6 +256,9 @@ struct Core {
     ids: IdAllocator,
     rng: StdRng,
     calls: BTreeMap<u64, LiveCall>,
+    /// When each call's next frame is due: (due, call, generation). An entry whose generation
+    /// is not the call's current one is stale and skipped.
+    agenda: BinaryHeap<Reverse<(i64, u64, u64)>>,
     next_call: u64,
     sessions: Vec<SessionTx>,
     next_session: u64,
@@ -278,6 +283,8 @@ struct LiveCall {
     expected_channel: Option<Vec<u8>>,
     /// A client's transfer action waiting to be answered at the action point.
     pending_action: Option<(u64, Option<Vec<u8>>)>,
+    /// Bumped whenever the next frame's due time changes (see `Core::agenda`).
+    generation: u64,
 }
 
 struct SessionTx {
@@ -305,6 +312,7 @@ impl SimulatorHandle {
             ids: IdAllocator::new(first_uid, first_chan),
             rng,
             calls: BTreeMap::new(),
+            agenda: BinaryHeap::new(),
             next_call: 1,
             sessions: Vec::new(),
             next_session: 1,
@@ -347,6 +355,32 @@ impl SimulatorHandle {
         let handle = self.clone();
         let stop_rx = stop.clone();
         let task = tokio::spawn(async move { handle.load_loop(profile, stop_rx).await });
+        LoadRun { stop, task }
+    }
+
+    /// Plays a scenario script: each step's call starts at its (simulated) time after now.
+    /// Needs a tokio runtime.
+    pub fn play_script(&self, script: Script) -> LoadRun {
+        let stop = Arc::new(Notify::new());
+        let handle = self.clone();
+        let stop_rx = stop.clone();
+        let task = tokio::spawn(async move {
+            let origin = tokio::time::Instant::now();
+            let mut started = 0u64;
+            for step in script.steps {
+                let due = origin + handle.shared.clock.wall_duration(step.at);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = stop_rx.notified() => break,
+                }
+                match handle.start_call(step.scenario, step.params) {
+                    Ok(_) => started += 1,
+                    Err(SimError::ShutDown) => break,
+                    Err(e) => warn!(error = %e, "Script step could not start a call."),
+                }
+            }
+            started
+        });
         LoadRun { stop, task }
     }
 
@@ -478,6 +512,7 @@ pub async fn run(
         let mut core = shared.lock();
         core.stopped = true;
         core.calls.clear();
+        core.agenda.clear();
         for s in core.sessions.drain(..) {
             s.kill.notify_one();
         }
@@ -541,8 +576,10 @@ impl Core {
                 trigger: params.transfer,
                 expected_channel,
                 pending_action: None,
+                generation: 0,
             },
         );
+        self.schedule(id, shared);
         shared.active_calls.send_replace(self.calls.len());
         debug!(call = id, scenario = %scenario, "Simulated call started.");
         Ok(CallId(id))
@@ -561,22 +598,34 @@ impl Core {
         t
     }
 
+    /// Puts a call's next frame on the agenda (again, after its due time changed).
+    fn schedule(&mut self, id: u64, shared: &Shared) {
+        let wait_us = shared.config.action_wait.as_micros() as i64;
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.generation += 1;
+            let due = Core::due_us(call, wait_us);
+            self.agenda.push(Reverse((due, id, call.generation)));
+        }
+    }
+
     /// Emits every frame due by `now_us`, in time order across calls; returns when the next
     /// frame is due.
     fn emit_due(&mut self, shared: &Shared, now_us: i64) -> Option<i64> {
         let wait_us = shared.config.action_wait.as_micros() as i64;
-        loop {
-            let next = self
-                .calls
-                .iter()
-                .map(|(id, c)| (Core::due_us(c, wait_us), *id))
-                .min();
-            let (due_us, id) = next?;
+        while let Some(Reverse((due_us, id, generation))) = self.agenda.peek().copied() {
+            let current = self.calls.get(&id).map(|c| c.generation);
+            if current != Some(generation) {
+                self.agenda.pop();
+                continue;
+            }
             if due_us > now_us {
                 return Some(due_us);
             }
+            self.agenda.pop();
             self.emit_frame(shared, id, wait_us);
+            self.schedule(id, shared);
         }
+        None
     }
 
     fn emit_frame(&mut self, shared: &Shared, id: u64, wait_us: i64) {
@@ -1209,6 +1258,7 @@ impl Connection {
             true
         });
         if accepted {
+            core.schedule(call_id, shared);
             // The response is the recorded one, emitted at the transfer point.
             core.emit_due(shared, now_us);
             drop(core);
