@@ -1,0 +1,441 @@
+//! One Asterisk connection, end to end: the AMI client reads frames, the tracker task turns
+//! them into call effects, the writer task stores calls and their timelines.
+//!
+//! ```text
+//! AMI client ──Events/Resynced──▶ tracker task ──Vec<Effect>──▶ writer task ──▶ storage
+//!            (bounded channel)                  (bounded channel)
+//! ```
+//!
+//! Both channels are bounded, so a slow database slows the tracker, which slows the client,
+//! which stops reading the socket: back-pressure all the way to Asterisk, nothing dropped.
+//! A call is written as it progresses (every effect is one timeline event and a new snapshot of
+//! the call row), so a crash mid-call loses nothing that was received.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use cti_core::{CallRecord, CallTracker, Direction, Effect, Outcome, RingEnd, Timestamp, UpdateReason};
+use pbx_ami::client::{AmiClientConfig, AmiUpdate, AuthMethod};
+use pbx_ami::translate;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{AmiAuth, AsteriskSettings};
+use crate::replay::CallRecordDto;
+
+/// How often open calls are checked for staleness (see `TrackerConfig::stale_call_us`).
+const TICK: Duration = Duration::from_secs(5);
+/// Effect batches in flight between the tracker and the writer.
+const WRITER_QUEUE: usize = 256;
+
+/// Starts the client, tracker and writer tasks for one PBX. The returned task ends once all
+/// three have stopped after `stop` turned true, with every received effect written.
+pub fn start_asterisk(
+    pbx: &AsteriskSettings,
+    storage: storage::Storage,
+    metrics: &Arc<server::Metrics>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut config = AmiClientConfig::new(&pbx.host, pbx.port, &pbx.username, pbx.secret.expose());
+    config.auth = match pbx.auth {
+        AmiAuth::Md5 => AuthMethod::Md5,
+        AmiAuth::Plain => AuthMethod::Plain,
+    };
+    config.ping_interval = pbx.ping_interval;
+    config.ping_timeout = pbx.ping_timeout;
+    config.action_timeout = pbx.action_timeout;
+    config.reconnect_initial = pbx.reconnect_initial;
+    config.reconnect_max = pbx.reconnect_max;
+    config.events_mask = if pbx.events == "on" { String::new() } else { pbx.events.clone() };
+    config.drop_events = pbx.drop_events.clone();
+    let (client, updates, task) = pbx_ami::client::client(config);
+    register_ami_metrics(metrics, &pbx.name, client.metrics());
+
+    let tracker = CallTracker::new(pbx.tracker.clone());
+    let source = pbx.name.clone();
+    let (effects_tx, effects_rx) = mpsc::channel(WRITER_QUEUE);
+    let writer = tokio::spawn(write_effects(storage, source.clone(), effects_rx));
+    let tracker_task = tokio::spawn(track(tracker, updates, effects_tx, source.clone()));
+    let mut client_stop = stop;
+    let client_task = tokio::spawn(task.run(async move {
+        let _ = client_stop.wait_for(|stop| *stop).await;
+    }));
+    Ok(tokio::spawn(async move {
+        // The client stops first (Logoff), which closes the update channel, which ends the
+        // tracker (closing open calls is not done: they continue on the PBX and are resynced
+        // on the next start), which closes the effect channel, which ends the writer.
+        let _ = client_task.await;
+        let _ = tracker_task.await;
+        let _ = writer.await;
+        tracing::info!(pbx = %source, "AMI pipeline stopped.");
+    }))
+}
+
+fn register_ami_metrics(metrics: &server::Metrics, pbx: &str, ami: Arc<pbx_ami::client::AmiMetrics>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    type Field = fn(&pbx_ami::client::AmiMetrics) -> &AtomicU64;
+    let counters: [(&str, &str, Field); 6] = [
+        ("ami_events_in", "AMI event frames received", |m| &m.events_in),
+        ("ami_frames_delivered", "AMI frames handed to the call tracker", |m| &m.frames_delivered),
+        ("ami_frames_filtered", "AMI frames dropped by drop_events", |m| &m.frames_dropped_by_filter),
+        ("ami_decode_errors", "Malformed or oversized AMI frames skipped", |m| &m.decode_errors),
+        ("ami_reconnects", "AMI reconnect attempts", |m| &m.reconnects),
+        ("ami_bytes_in", "Bytes read from AMI sockets", |m| &m.bytes_in),
+    ];
+    for (name, help, field) in counters {
+        let ami = ami.clone();
+        metrics.counter_fn(name, help, &[("pbx", pbx)], Box::new(move || field(&ami).load(Ordering::Relaxed)));
+    }
+}
+
+/// The wall clock as a core timestamp, for inputs that carry no time of their own.
+pub fn now() -> Timestamp {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    Timestamp::from_micros(micros)
+}
+
+async fn track(
+    mut tracker: CallTracker,
+    mut updates: mpsc::Receiver<AmiUpdate>,
+    effects: mpsc::Sender<Vec<(Timestamp, Effect)>>,
+    source: String,
+) {
+    // The tracker's clock follows the PBX's event timestamps; `clock` remembers the last one
+    // for frames that carry none (and for ticks, which use the wall clock).
+    let mut clock = now();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let batch = tokio::select! {
+            update = updates.recv() => match update {
+                Some(update) => apply_update(&mut tracker, update, &mut clock, &source),
+                None => break,
+            },
+            _ = tick.tick() => {
+                let at = now();
+                tracker.tick(at).into_iter().map(|effect| (at, effect)).collect()
+            }
+        };
+        if !batch.is_empty() && effects.send(batch).await.is_err() {
+            tracing::error!(pbx = %source, "The call writer stopped; call records are no longer stored.");
+            break;
+        }
+    }
+}
+
+fn apply_update(
+    tracker: &mut CallTracker,
+    update: AmiUpdate,
+    clock: &mut Timestamp,
+    source: &str,
+) -> Vec<(Timestamp, Effect)> {
+    match update {
+        AmiUpdate::Events(frames) => {
+            let mut effects = Vec::new();
+            for frame in &frames {
+                for effect in translate::apply_frame(tracker, &frame.as_ref(), clock) {
+                    effects.push((*clock, effect));
+                }
+            }
+            effects
+        }
+        AmiUpdate::Resynced { session, channels, .. } => {
+            let at = now();
+            let effects: Vec<_> = tracker
+                .apply(translate::resync_event(&channels), at)
+                .into_iter()
+                .map(|effect| (at, effect))
+                .collect();
+            tracing::info!(
+                pbx = %source,
+                session,
+                live_channels = channels.len(),
+                open_calls = tracker.open_calls(),
+                "Resynchronised with Asterisk."
+            );
+            effects
+        }
+        AmiUpdate::Connected { session, banner } => {
+            tracing::info!(pbx = %source, session, banner = %banner, "Connected to Asterisk.");
+            Vec::new()
+        }
+        AmiUpdate::Disconnected { session, reason } => {
+            tracing::warn!(pbx = %source, session, reason = %reason, "Lost the AMI connection; reconnecting.");
+            Vec::new()
+        }
+        AmiUpdate::ConnectFailed { reason, retry_in } => {
+            tracing::warn!(
+                pbx = %source,
+                reason = %reason,
+                retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+                "Cannot connect to Asterisk; retrying."
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Stores effects in order. Each batch becomes one transaction per call it touches: the
+/// latest snapshot of the call row plus the timeline events the batch added to it.
+async fn write_effects(storage: storage::Storage, source: String, mut effects: mpsc::Receiver<Vec<(Timestamp, Effect)>>) {
+    let mut sequence = EventSequence::new();
+    while let Some(batch) = effects.recv().await {
+        let mut pending = PendingWrites::default();
+        for (at, effect) in batch {
+            if let Effect::CallsMerged { survivor, absorbed } = &effect {
+                // Everything before the merge must be stored first: the merge moves it.
+                pending.flush(&storage, &source).await;
+                let absorbed = storage::CallId::new(absorbed.to_string());
+                let survivor = storage::CallId::new(survivor.to_string());
+                retry_forever("merge two calls", || storage.merge_calls(&absorbed, &survivor)).await;
+                continue;
+            }
+            pending.add(at, &effect, &mut sequence);
+        }
+        pending.flush(&storage, &source).await;
+    }
+}
+
+/// The writes one batch of effects causes, grouped by call in first-seen order.
+#[derive(Default)]
+struct PendingWrites {
+    calls: Vec<(storage::CallId, Option<CallRecord>, Vec<storage::NewCallEvent>)>,
+}
+
+impl PendingWrites {
+    fn add(&mut self, at: Timestamp, effect: &Effect, sequence: &mut EventSequence) {
+        let (call_id, record, kind, at, data) = describe(at, effect);
+        let call_id = storage::CallId::new(call_id.to_string());
+        let event = storage::NewCallEvent {
+            call_id: call_id.clone(),
+            seq: sequence.next(),
+            at: to_datetime(at),
+            kind: kind.to_owned(),
+            data,
+        };
+        match self.calls.iter_mut().find(|(id, _, _)| *id == call_id) {
+            Some((_, latest, events)) => {
+                if record.is_some() {
+                    *latest = record.cloned();
+                }
+                events.push(event);
+            }
+            None => self.calls.push((call_id, record.cloned(), vec![event])),
+        }
+    }
+
+    async fn flush(&mut self, storage: &storage::Storage, source: &str) {
+        for (_, record, events) in self.calls.drain(..) {
+            match record {
+                Some(record) => {
+                    let call = new_call(&record, source);
+                    let agents = call_agents(&record);
+                    let write = storage::CallWrite {
+                        call: &call,
+                        agents: &agents,
+                        events: &events,
+                        jobs: &[],
+                    };
+                    retry_forever("store a call", || storage.write_call(&write)).await;
+                }
+                // Agent events of a call whose row an earlier batch wrote.
+                None => {
+                    for event in &events {
+                        retry_forever("store a call event", || storage.append_call_event(event)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What an effect adds to its call's timeline: (call, new snapshot if any, kind, time, details).
+/// `now` is the PBX time at which the tracker produced the effect.
+fn describe(now: Timestamp, effect: &Effect) -> (&cti_core::CallId, Option<&CallRecord>, &'static str, Timestamp, serde_json::Value) {
+    use serde_json::json;
+    match effect {
+        Effect::CallStarted(record) => (&record.call_id, Some(record), "started", record.started_at, json!({})),
+        Effect::CallUpdated { record, reason } => {
+            let at = match reason {
+                UpdateReason::Answered => record.answered_at.unwrap_or(record.started_at),
+                UpdateReason::Transferred => record.transfers.last().map_or(record.started_at, |t| t.at),
+                _ => record.started_at,
+            };
+            let data = match reason {
+                UpdateReason::Answered => json!({ "agent": record.answered_by.as_ref().map(ToString::to_string) }),
+                UpdateReason::Queued => json!({ "queue": record.queue.as_ref().map(ToString::to_string) }),
+                UpdateReason::Transferred => json!({
+                    "to": record.transfers.last().map(|t| t.to.clone()),
+                    "kind": record.transfers.last().map(|t| t.kind.as_str()),
+                }),
+                UpdateReason::CallerIdentified => json!({
+                    "number": record.customer_number.as_ref().map(|n| n.text.clone()),
+                }),
+                _ => json!({}),
+            };
+            (&record.call_id, Some(record), update_kind(*reason), at, data)
+        }
+        Effect::CallEnded(record) => (
+            &record.call_id,
+            Some(record),
+            "ended",
+            record.ended_at.unwrap_or(record.started_at),
+            json!({ "outcome": record.outcome.map(Outcome::as_str), "degraded": record.degraded }),
+        ),
+        Effect::AgentRinging { call_id, agent, queue } => (
+            call_id,
+            None,
+            "agent_ringing",
+            now,
+            json!({ "agent": agent.to_string(), "queue": queue.as_ref().map(ToString::to_string) }),
+        ),
+        Effect::AgentRingEnded { call_id, agent, how } => (
+            call_id,
+            None,
+            "agent_ring_ended",
+            now,
+            json!({ "agent": agent.to_string(), "how": ring_end(*how) }),
+        ),
+        Effect::AgentConnected { call_id, agent } => (call_id, None, "agent_connected", now, json!({ "agent": agent.to_string() })),
+        Effect::AgentDisconnected { call_id, agent } => (call_id, None, "agent_disconnected", now, json!({ "agent": agent.to_string() })),
+        Effect::CallsMerged { survivor, absorbed } => (survivor, None, "merged", now, json!({ "absorbed": absorbed.to_string() })),
+    }
+}
+
+/// Retries transient storage errors with backoff (a database restart must not lose calls);
+/// gives up on errors a retry cannot fix, logging them for an operator.
+async fn retry_forever<T, F, Fut>(what: &str, mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, storage::StorageError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(_) => return,
+            Err(err) if err.is_transient() => {
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "Cannot {what} yet; retrying.");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "Cannot {what}; the change is lost.");
+                return;
+            }
+        }
+    }
+}
+
+/// Timeline sequence numbers: unique and increasing per process and across restarts (they
+/// start from the wall clock in microseconds), so a restarted server never reuses one.
+struct EventSequence(i64);
+
+impl EventSequence {
+    fn new() -> Self {
+        Self(now().as_micros())
+    }
+
+    fn next(&mut self) -> i64 {
+        self.0 += 1;
+        self.0
+    }
+}
+
+fn update_kind(reason: UpdateReason) -> &'static str {
+    match reason {
+        UpdateReason::CallerIdentified => "caller_identified",
+        UpdateReason::Queued => "queued",
+        UpdateReason::Answered => "answered",
+        UpdateReason::Held => "held",
+        UpdateReason::Unheld => "unheld",
+        UpdateReason::Transferred => "transferred",
+        UpdateReason::Recording => "recording",
+    }
+}
+
+fn to_datetime(at: Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.as_micros()).unwrap_or_default()
+}
+
+fn new_call(record: &CallRecord, source: &str) -> storage::NewCall {
+    let dto = CallRecordDto::from(record);
+    storage::NewCall {
+        id: storage::CallId::new(record.call_id.to_string()),
+        source: source.to_owned(),
+        direction: match record.direction {
+            Direction::Inbound => storage::Direction::Inbound,
+            Direction::Outbound => storage::Direction::Outbound,
+            Direction::Internal => storage::Direction::Internal,
+        },
+        customer_number: record.customer_number.as_ref().map(|n| n.text.clone()),
+        customer_number_raw: record.customer_number.as_ref().map(|n| n.text.clone()),
+        line: record.line.as_ref().map(|n| n.text.clone()),
+        queue: record.queue.as_ref().map(ToString::to_string),
+        started_at: to_datetime(record.started_at),
+        answered_at: record.answered_at.map(to_datetime),
+        ended_at: record.ended_at.map(to_datetime),
+        outcome: record.outcome.and_then(|o| storage::Outcome::parse(o.as_str())),
+        answered_by: record.agent.as_ref().or(record.answered_by.as_ref()).map(ToString::to_string),
+        agent_user_id: None,
+        wait_ms: record.wait_us / 1000,
+        talk_ms: record.talk_us / 1000,
+        hold_ms: record.hold_us / 1000,
+        recording: dto.recording.clone(),
+        degraded: record.degraded,
+        short_abandon: record.short_abandon,
+        internal: record.direction == Direction::Internal,
+        route_decision: None,
+        record: serde_json::to_value(&dto).unwrap_or_default(),
+        updated_at: Utc::now(),
+    }
+}
+
+fn call_agents(record: &CallRecord) -> Vec<storage::CallAgent> {
+    let mut agents: HashMap<String, storage::CallAgent> = HashMap::new();
+    for extension in &record.agents_rang {
+        agents.entry(extension.to_string()).or_insert_with(|| storage::CallAgent {
+            extension: extension.to_string(),
+            user_id: None,
+            rang_at: None,
+            answered_at: None,
+            talk_ms: 0,
+            outcome: "rang".to_owned(),
+        });
+    }
+    for segment in &record.segments {
+        let agent = agents.entry(segment.agent.to_string()).or_insert_with(|| storage::CallAgent {
+            extension: segment.agent.to_string(),
+            user_id: None,
+            rang_at: None,
+            answered_at: None,
+            talk_ms: 0,
+            outcome: "answered".to_owned(),
+        });
+        agent.outcome = "answered".to_owned();
+        if agent.answered_at.is_none() {
+            agent.answered_at = Some(to_datetime(segment.start));
+        }
+    }
+    for talk in &record.agent_talk {
+        if let Some(agent) = agents.get_mut(&talk.agent.to_string()) {
+            agent.talk_ms = talk.talk_us / 1000;
+        }
+    }
+    let mut agents: Vec<_> = agents.into_values().collect();
+    agents.sort_by(|a, b| a.extension.cmp(&b.extension));
+    agents
+}
+
+fn ring_end(how: RingEnd) -> &'static str {
+    match how {
+        RingEnd::Answered => "answered",
+        RingEnd::NoAnswer => "no_answer",
+        RingEnd::Busy => "busy",
+        RingEnd::Cancelled => "cancelled",
+        RingEnd::Failed => "failed",
+    }
+}
+
