@@ -168,6 +168,9 @@ pub struct CallFilter {
     pub answered_by: Option<String>,
     /// Calls credited to this user.
     pub agent_user_id: Option<UserId>,
+    /// Calls this user answered or was rung for, through their id or any of their extensions
+    /// (what an agent may see).
+    pub involving_user_id: Option<UserId>,
     /// Calls with this outside number (exact E.164).
     pub customer_number: Option<String>,
     /// Calls with this outcome.
@@ -279,6 +282,101 @@ fn event_from_row(row: &impl RowExt) -> Result<CallEventRow, StorageError> {
     })
 }
 
+/// A [`CallWrite`] with its JSON serialized up front, outside the transaction.
+struct PreparedWrite<'a> {
+    call: &'a NewCall,
+    agents: &'a [CallAgent],
+    record: String,
+    route: Option<String>,
+    events: Vec<(String, &'a NewCallEvent)>,
+    jobs: Vec<(String, &'a NewOutboxJob)>,
+}
+
+impl<'a> PreparedWrite<'a> {
+    fn new(write: &CallWrite<'a>) -> Result<Self, StorageError> {
+        let call = write.call;
+        if let Some(stray) = write.events.iter().find(|e| e.call_id != call.id) {
+            return Err(StorageError::Rejected {
+                message: format!(
+                    "an event of call {} was written with call {}; write each call's events with that call",
+                    stray.call_id, call.id
+                ),
+            });
+        }
+        Ok(PreparedWrite {
+            call,
+            agents: write.agents,
+            record: call.record.to_string(),
+            route: call.route_decision.as_ref().map(|v| v.to_string()),
+            events: write
+                .events
+                .iter()
+                .map(|e| (e.data.to_string(), e))
+                .collect(),
+            jobs: write
+                .jobs
+                .iter()
+                .map(|j| (j.payload.to_string(), j))
+                .collect(),
+        })
+    }
+}
+
+/// The WHERE conditions of a [`CallFilter`] without its paging fields.
+fn call_conditions(filter: &CallFilter) -> Conditions {
+    let mut cond = Conditions::default();
+    if let Some(from) = filter.from {
+        let p = cond.arg(Arg::Int(to_micros(from)));
+        cond.push(format!("started_at >= {p}"));
+    }
+    if let Some(to) = filter.to {
+        let p = cond.arg(Arg::Int(to_micros(to)));
+        cond.push(format!("started_at < {p}"));
+    }
+    if let Some(extension) = &filter.extension {
+        let p = cond.arg(Arg::Text(extension.clone()));
+        cond.push(format!(
+            "(answered_by = {p} OR EXISTS (SELECT 1 FROM call_agents a WHERE a.call_id = calls.id AND a.extension = {p}))"
+        ));
+    }
+    if let Some(user) = filter.involving_user_id {
+        // Through the user's id on the call or an agent row, or through any of their
+        // extensions, so calls stored before the extension was mapped still count.
+        let p = cond.arg(Arg::Int(user.0));
+        cond.push(format!(
+            "(agent_user_id = {p} \
+             OR answered_by IN (SELECT extension FROM user_extensions WHERE user_id = {p}) \
+             OR EXISTS (SELECT 1 FROM call_agents a WHERE a.call_id = calls.id AND (a.user_id = {p} \
+                 OR a.extension IN (SELECT extension FROM user_extensions WHERE user_id = {p}))))"
+        ));
+    }
+    let text_filters = [
+        ("answered_by", &filter.answered_by),
+        ("customer_number", &filter.customer_number),
+        ("line", &filter.line),
+        ("queue", &filter.queue),
+    ];
+    for (column, value) in text_filters {
+        if let Some(value) = value {
+            let p = cond.arg(Arg::Text(value.clone()));
+            cond.push(format!("{column} = {p}"));
+        }
+    }
+    if let Some(user) = filter.agent_user_id {
+        let p = cond.arg(Arg::Int(user.0));
+        cond.push(format!("agent_user_id = {p}"));
+    }
+    if let Some(outcome) = filter.outcome {
+        let p = cond.arg(Arg::Text(outcome.as_str().to_owned()));
+        cond.push(format!("outcome = {p}"));
+    }
+    if let Some(direction) = filter.direction {
+        let p = cond.arg(Arg::Text(direction.as_str().to_owned()));
+        cond.push(format!("direction = {p}"));
+    }
+    cond
+}
+
 impl Storage {
     /// Inserts or updates the call and replaces its agent list (idempotent).
     pub async fn upsert_call(
@@ -316,100 +414,98 @@ impl Storage {
 
     /// Writes a call snapshot, its agents, new timeline events and outbox jobs atomically.
     pub async fn write_call(&self, write: &CallWrite<'_>) -> Result<CallWriteResult, StorageError> {
-        let call = write.call;
-        if let Some(stray) = write.events.iter().find(|e| e.call_id != call.id) {
-            return Err(StorageError::Rejected {
-                message: format!(
-                    "an event of call {} was written with call {}; write each call's events with that call",
-                    stray.call_id, call.id
-                ),
-            });
+        let mut res = self.write_calls(std::slice::from_ref(write)).await?;
+        Ok(res.pop().unwrap_or_default())
+    }
+
+    /// Writes several call changes in one transaction (all or nothing), in order; results are
+    /// in input order. Batching amortizes the commit when many calls change at once.
+    pub async fn write_calls(
+        &self,
+        writes: &[CallWrite<'_>],
+    ) -> Result<Vec<CallWriteResult>, StorageError> {
+        let mut prepared = Vec::with_capacity(writes.len());
+        for write in writes {
+            prepared.push(PreparedWrite::new(write)?);
         }
-        let record = call.record.to_string();
-        let route = call.route_decision.as_ref().map(|v| v.to_string());
-        let events: Vec<(String, &NewCallEvent)> = write
-            .events
-            .iter()
-            .map(|e| (e.data.to_string(), e))
-            .collect();
-        let jobs: Vec<(String, &NewOutboxJob)> = write
-            .jobs
-            .iter()
-            .map(|j| (j.payload.to_string(), j))
-            .collect();
         let job_sql = insert_job_sql();
-        let res = in_tx!(self, tx => {
-            sqlx::query(UPSERT_CALL_SQL)
-                .bind(call.id.as_str())
-                .bind(&call.source)
-                .bind(call.direction.as_str())
-                .bind(&call.customer_number)
-                .bind(&call.customer_number_raw)
-                .bind(&call.line)
-                .bind(&call.queue)
-                .bind(to_micros(call.started_at))
-                .bind(opt_micros(call.answered_at))
-                .bind(opt_micros(call.ended_at))
-                .bind(call.outcome.map(Outcome::as_str))
-                .bind(&call.answered_by)
-                .bind(call.agent_user_id.map(|u| u.0))
-                .bind(call.wait_ms)
-                .bind(call.talk_ms)
-                .bind(call.hold_ms)
-                .bind(&call.recording)
-                .bind(call.degraded)
-                .bind(call.short_abandon)
-                .bind(call.internal)
-                .bind(&route)
-                .bind(&record)
-                .bind(to_micros(call.updated_at))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM call_agents WHERE call_id = $1")
-                .bind(call.id.as_str())
-                .execute(&mut *tx)
-                .await?;
-            for agent in write.agents {
-                sqlx::query(INSERT_AGENT_SQL)
+        let results = in_tx!(self, tx => {
+            let mut results = Vec::with_capacity(prepared.len());
+            for write in &prepared {
+                let call = write.call;
+                sqlx::query(UPSERT_CALL_SQL)
                     .bind(call.id.as_str())
-                    .bind(&agent.extension)
-                    .bind(agent.user_id.map(|u| u.0))
-                    .bind(opt_micros(agent.rang_at))
-                    .bind(opt_micros(agent.answered_at))
-                    .bind(agent.talk_ms)
-                    .bind(&agent.outcome)
+                    .bind(&call.source)
+                    .bind(call.direction.as_str())
+                    .bind(&call.customer_number)
+                    .bind(&call.customer_number_raw)
+                    .bind(&call.line)
+                    .bind(&call.queue)
+                    .bind(to_micros(call.started_at))
+                    .bind(opt_micros(call.answered_at))
+                    .bind(opt_micros(call.ended_at))
+                    .bind(call.outcome.map(Outcome::as_str))
+                    .bind(&call.answered_by)
+                    .bind(call.agent_user_id.map(|u| u.0))
+                    .bind(call.wait_ms)
+                    .bind(call.talk_ms)
+                    .bind(call.hold_ms)
+                    .bind(&call.recording)
+                    .bind(call.degraded)
+                    .bind(call.short_abandon)
+                    .bind(call.internal)
+                    .bind(&write.route)
+                    .bind(&write.record)
+                    .bind(to_micros(call.updated_at))
                     .execute(&mut *tx)
                     .await?;
-            }
-            let mut events_inserted = 0;
-            for (data, event) in &events {
-                events_inserted += sqlx::query(INSERT_EVENT_SQL)
-                    .bind(event.call_id.as_str())
-                    .bind(event.seq)
-                    .bind(to_micros(event.at))
-                    .bind(&event.kind)
-                    .bind(data)
+                sqlx::query("DELETE FROM call_agents WHERE call_id = $1")
+                    .bind(call.id.as_str())
                     .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            let mut jobs_enqueued = Vec::new();
-            for (payload, job) in &jobs {
-                let id: Option<i64> = sqlx::query_scalar(job_sql)
-                    .bind(&job.connector)
-                    .bind(&job.step)
-                    .bind(job.call_id.as_ref().map(CallId::as_str))
-                    .bind(&job.idempotency_key)
-                    .bind(payload)
-                    .bind(to_micros(job.next_attempt_at))
-                    .bind(to_micros(job.created_at))
-                    .fetch_optional(&mut *tx)
                     .await?;
-                jobs_enqueued.extend(id.map(JobId));
+                for agent in write.agents {
+                    sqlx::query(INSERT_AGENT_SQL)
+                        .bind(call.id.as_str())
+                        .bind(&agent.extension)
+                        .bind(agent.user_id.map(|u| u.0))
+                        .bind(opt_micros(agent.rang_at))
+                        .bind(opt_micros(agent.answered_at))
+                        .bind(agent.talk_ms)
+                        .bind(&agent.outcome)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let mut events_inserted = 0;
+                for (data, event) in &write.events {
+                    events_inserted += sqlx::query(INSERT_EVENT_SQL)
+                        .bind(event.call_id.as_str())
+                        .bind(event.seq)
+                        .bind(to_micros(event.at))
+                        .bind(&event.kind)
+                        .bind(data)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                let mut jobs_enqueued = Vec::new();
+                for (payload, job) in &write.jobs {
+                    let id: Option<i64> = sqlx::query_scalar(job_sql)
+                        .bind(&job.connector)
+                        .bind(&job.step)
+                        .bind(job.call_id.as_ref().map(CallId::as_str))
+                        .bind(&job.idempotency_key)
+                        .bind(payload)
+                        .bind(to_micros(job.next_attempt_at))
+                        .bind(to_micros(job.created_at))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    jobs_enqueued.extend(id.map(JobId));
+                }
+                results.push(CallWriteResult { events_inserted, jobs_enqueued });
             }
-            CallWriteResult { events_inserted, jobs_enqueued }
+            results
         });
-        Ok(res)
+        Ok(results)
     }
 
     /// Appends one timeline event; returns false when `(call_id, seq)` was already stored.
@@ -467,45 +563,7 @@ impl Storage {
             0 => 50,
             n => n.min(1000),
         };
-        let mut cond = Conditions::default();
-        if let Some(from) = filter.from {
-            let p = cond.arg(Arg::Int(to_micros(from)));
-            cond.push(format!("started_at >= {p}"));
-        }
-        if let Some(to) = filter.to {
-            let p = cond.arg(Arg::Int(to_micros(to)));
-            cond.push(format!("started_at < {p}"));
-        }
-        if let Some(extension) = &filter.extension {
-            let p = cond.arg(Arg::Text(extension.clone()));
-            cond.push(format!(
-                "(answered_by = {p} OR EXISTS (SELECT 1 FROM call_agents a WHERE a.call_id = calls.id AND a.extension = {p}))"
-            ));
-        }
-        let text_filters = [
-            ("answered_by", &filter.answered_by),
-            ("customer_number", &filter.customer_number),
-            ("line", &filter.line),
-            ("queue", &filter.queue),
-        ];
-        for (column, value) in text_filters {
-            if let Some(value) = value {
-                let p = cond.arg(Arg::Text(value.clone()));
-                cond.push(format!("{column} = {p}"));
-            }
-        }
-        if let Some(user) = filter.agent_user_id {
-            let p = cond.arg(Arg::Int(user.0));
-            cond.push(format!("agent_user_id = {p}"));
-        }
-        if let Some(outcome) = filter.outcome {
-            let p = cond.arg(Arg::Text(outcome.as_str().to_owned()));
-            cond.push(format!("outcome = {p}"));
-        }
-        if let Some(direction) = filter.direction {
-            let p = cond.arg(Arg::Text(direction.as_str().to_owned()));
-            cond.push(format!("direction = {p}"));
-        }
+        let mut cond = call_conditions(filter);
         if let Some(after) = &filter.after {
             let at = cond.arg(Arg::Int(to_micros(after.started_at)));
             let id = cond.arg(Arg::Text(after.id.0.clone()));
@@ -535,6 +593,17 @@ impl Storage {
             None
         };
         Ok(CallPage { calls, next })
+    }
+
+    /// Number of calls matching `filter`, ignoring its paging fields (`after`, `offset`, `limit`).
+    pub async fn count_calls(&self, filter: &CallFilter) -> Result<u64, StorageError> {
+        let cond = call_conditions(filter);
+        let sql = format!("SELECT COUNT(*) FROM calls{}", cond.where_sql());
+        let args = cond.args;
+        let n: i64 = on_pool!(self, pool => {
+            bind_args!(sqlx::query_scalar(&sql), args).fetch_one(pool).await?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Saves the operator's wrap-up for a call.

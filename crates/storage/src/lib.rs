@@ -14,6 +14,7 @@
 mod calls;
 mod customers;
 mod error;
+mod merge;
 mod outbox;
 mod row;
 mod status;

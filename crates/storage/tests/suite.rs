@@ -112,6 +112,7 @@ storage_tests!(
     timestamps_round_trip_at_microseconds,
     call_upsert_is_idempotent_and_keeps_wrapup,
     call_write_is_atomic,
+    batched_call_writes_are_all_or_nothing,
     list_calls_filters_and_pages,
     phone_lookup_returns_every_match,
     customer_upsert_by_external_ref_and_paging,
@@ -423,6 +424,71 @@ async fn call_write_is_atomic(ctx: Ctx) {
     assert_eq!(ctx.db.list_jobs(None, None, 10, 0).await.unwrap().len(), 2);
 }
 
+async fn batched_call_writes_are_all_or_nothing(ctx: Ctx) {
+    let calls: Vec<NewCall> = (0..50).map(|i| call(&format!("b{i}"), i)).collect();
+    let events: Vec<[NewCallEvent; 2]> = calls
+        .iter()
+        .map(|c| [event(&c.id.0, 1, "ringing"), event(&c.id.0, 2, "hangup")])
+        .collect();
+    let jobs: Vec<[NewOutboxJob; 1]> = calls
+        .iter()
+        .map(|c| {
+            let mut j = job(&format!("{}:finish:bitrix24", c.id), t(0));
+            j.call_id = Some(c.id.clone());
+            [j]
+        })
+        .collect();
+    let writes: Vec<CallWrite<'_>> = calls
+        .iter()
+        .zip(&events)
+        .zip(&jobs)
+        .map(|((call, events), jobs)| CallWrite {
+            call,
+            agents: &[],
+            events,
+            jobs,
+        })
+        .collect();
+    let res = ctx.db.write_calls(&writes).await.unwrap();
+    assert_eq!(res.len(), 50);
+    assert!(res
+        .iter()
+        .all(|r| r.events_inserted == 2 && r.jobs_enqueued.len() == 1));
+    let again = ctx.db.write_calls(&writes).await.unwrap();
+    assert!(again
+        .iter()
+        .all(|r| r.events_inserted == 0 && r.jobs_enqueued.is_empty()));
+    assert_eq!(
+        ctx.db.count_calls(&CallFilter::default()).await.unwrap(),
+        50
+    );
+    let jobs_stored = ctx.db.list_jobs(None, None, 100, 0).await.unwrap();
+    assert_eq!(jobs_stored.len(), 50);
+    assert!(jobs_stored.iter().all(|j| j.call_id.is_some()));
+
+    // One bad write in a batch keeps the whole batch out.
+    let fresh = call("fresh", 0);
+    let mut bad = call("bad", 0);
+    bad.agent_user_id = Some(UserId(555_555));
+    let batch = [
+        CallWrite {
+            call: &fresh,
+            agents: &[],
+            events: &[],
+            jobs: &[],
+        },
+        CallWrite {
+            call: &bad,
+            agents: &[],
+            events: &[],
+            jobs: &[],
+        },
+    ];
+    assert!(ctx.db.write_calls(&batch).await.is_err());
+    assert!(ctx.db.get_call(&fresh.id).await.unwrap().is_none());
+    assert!(ctx.db.write_calls(&[]).await.unwrap().is_empty());
+}
+
 async fn list_calls_filters_and_pages(ctx: Ctx) {
     // 30 calls, one per minute: every third missed, agents 101/102 alternate, two lines.
     for i in 0..30_i64 {
@@ -533,7 +599,34 @@ async fn list_calls_filters_and_pages(ctx: Ctx) {
         outcome: Some(Outcome::Missed),
         ..CallFilter::default()
     };
-    assert_eq!(count(combined).await, 2, "c03 and c09");
+    assert_eq!(count(combined.clone()).await, 2, "c03 and c09");
+    assert_eq!(ctx.db.count_calls(&combined).await.unwrap(), 2);
+    assert_eq!(
+        ctx.db.count_calls(&CallFilter::default()).await.unwrap(),
+        30
+    );
+
+    // An agent sees the calls of every extension they own, answered or only rung.
+    let anna = ctx
+        .db
+        .create_user(&user("anna", &["101", "111"]), t(0))
+        .await
+        .unwrap();
+    let mine = CallFilter {
+        involving_user_id: Some(anna),
+        ..CallFilter::default()
+    };
+    assert_eq!(count(mine.clone()).await, 15);
+    ctx.db
+        .set_user_extensions(anna, &["102".to_owned()])
+        .await
+        .unwrap();
+    let now_mine = ctx.db.list_calls(&mine).await.unwrap();
+    assert_eq!(now_mine.calls.len(), 15);
+    assert!(now_mine
+        .calls
+        .iter()
+        .all(|c| c.call.id.0[1..].parse::<u32>().is_ok_and(|i| i % 2 == 1)));
 
     // Keyset paging walks every call exactly once, in order.
     let mut seen = Vec::new();
