@@ -30,8 +30,8 @@ pub use scenario::{
 };
 pub use script::{Script, ScriptError, ScriptStep};
 pub use server::{
-    run, AmiUser, CallId, LoadProfile, LoadRun, OriginateRecord, QueuePauseRecord, Simulator,
-    SimulatorConfig, SimulatorHandle,
+    run, ActionRecord, AmiUser, CallId, LoadProfile, LoadRun, OriginateRecord, QueuePauseRecord,
+    Simulator, SimulatorConfig, SimulatorHandle,
 };
 pub use time::SimClock;
 pub use trace::{render_trace, render_trace_to, TraceOptions, TraceStats};

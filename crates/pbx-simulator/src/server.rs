@@ -12,7 +12,7 @@
 //! simulator buffer without bound (Asterisk's `writetimeout`).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -112,6 +112,18 @@ pub struct QueuePauseRecord {
     /// Simulated epoch microseconds when it arrived.
     pub at_us: i64,
 }
+
+/// Any action as received (name as sent, ActionID), for asserting what a client asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    pub session: u64,
+    pub action: String,
+    pub action_id: Option<String>,
+    pub at_us: i64,
+}
+
+/// How many [`ActionRecord`]s are kept; older ones are forgotten.
+const ACTION_LOG_LIMIT: usize = 10_000;
 
 /// An `Originate` action as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +276,7 @@ struct Core {
     next_session: u64,
     pause_log: Vec<QueuePauseRecord>,
     originate_log: Vec<OriginateRecord>,
+    action_log: VecDeque<ActionRecord>,
     boot_us: i64,
     calls_processed: u64,
     stopped: bool,
@@ -318,6 +331,7 @@ impl SimulatorHandle {
             next_session: 1,
             pause_log: Vec::new(),
             originate_log: Vec::new(),
+            action_log: VecDeque::new(),
             boot_us,
             calls_processed: 0,
             stopped: false,
@@ -432,6 +446,11 @@ impl SimulatorHandle {
     /// Every `Originate` received, in order.
     pub fn originate_log(&self) -> Vec<OriginateRecord> {
         self.shared.lock().originate_log.clone()
+    }
+
+    /// The last actions received (up to 10,000), oldest first.
+    pub fn action_log(&self) -> Vec<ActionRecord> {
+        self.shared.lock().action_log.iter().cloned().collect()
     }
 
     /// Calls in progress.
@@ -903,6 +922,18 @@ impl Connection {
             self.reply(shared, error(action.id(), "Missing action in request"));
             return Step::Continue;
         };
+        {
+            let mut core = shared.lock();
+            if core.action_log.len() >= ACTION_LOG_LIMIT {
+                core.action_log.pop_front();
+            }
+            core.action_log.push_back(ActionRecord {
+                session: self.id,
+                action: name.clone(),
+                action_id: action.id().map(|v| String::from_utf8_lossy(v).into_owned()),
+                at_us: shared.clock.now_us(),
+            });
+        }
         let name = name.to_ascii_lowercase();
         if self.user.is_none() && !matches!(name.as_str(), "login" | "challenge" | "logoff") {
             self.reply(shared, error(action.id(), "Permission denied"));
