@@ -41,17 +41,17 @@ use crate::time::Timestamp;
 /// Something the rest of the system should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// A new call appeared (its first channel).
-    CallStarted(CallRecord),
+    /// A new call appeared (its first channel). Records are boxed to keep effects small.
+    CallStarted(Box<CallRecord>),
     /// A milestone changed the record.
     CallUpdated {
         /// The record as it is now.
-        record: CallRecord,
+        record: Box<CallRecord>,
         /// What changed.
         reason: UpdateReason,
     },
     /// The call is over; the record is final.
-    CallEnded(CallRecord),
+    CallEnded(Box<CallRecord>),
     /// Two Linkedid families turned out to be one call; `absorbed` will not be reported again.
     CallsMerged {
         /// The call that continues.
@@ -431,7 +431,7 @@ impl CallTracker {
                         }
                         let record = self.build_record(key, now, false);
                         fx.push(Effect::CallUpdated {
-                            record,
+                            record: Box::new(record),
                             reason: UpdateReason::Queued,
                         });
                     }
@@ -518,7 +518,7 @@ impl CallTracker {
                             });
                             let record = self.build_record(key, now, false);
                             fx.push(Effect::CallUpdated {
-                                record,
+                                record: Box::new(record),
                                 reason: UpdateReason::Recording,
                             });
                         }
@@ -702,7 +702,7 @@ impl CallTracker {
         }
         if fresh {
             let record = self.build_record(key, now, false);
-            fx.push(Effect::CallStarted(record));
+            fx.push(Effect::CallStarted(Box::new(record)));
         }
         Some(key)
     }
@@ -1022,7 +1022,7 @@ impl CallTracker {
             self.by_linkedid.remove(lid.as_str());
             self.ended_linkedids.entry(lid).or_insert((now, 0)).0 = now;
         }
-        fx.push(Effect::CallEnded(record));
+        fx.push(Effect::CallEnded(Box::new(record)));
     }
 
     fn sweep_tombstones(&mut self, now: Timestamp) {
@@ -1264,13 +1264,13 @@ impl CallTracker {
         if first_answer {
             let record = self.build_record(key, now, false);
             fx.push(Effect::CallUpdated {
-                record,
+                record: Box::new(record),
                 reason: UpdateReason::Answered,
             });
         } else if transferred {
             let record = self.build_record(key, now, false);
             fx.push(Effect::CallUpdated {
-                record,
+                record: Box::new(record),
                 reason: UpdateReason::Transferred,
             });
         }
@@ -1305,7 +1305,7 @@ impl CallTracker {
             call.hold_started = Some(now);
             let record = self.build_record(key, now, false);
             fx.push(Effect::CallUpdated {
-                record,
+                record: Box::new(record),
                 reason: UpdateReason::Held,
             });
         }
@@ -1335,7 +1335,7 @@ impl CallTracker {
         let connected = call.connected.clone();
         let record = self.build_record(key, now, false);
         fx.push(Effect::CallUpdated {
-            record,
+            record: Box::new(record),
             reason: UpdateReason::Unheld,
         });
         // Segments kept open only because of the hold close now.
@@ -1520,7 +1520,7 @@ impl CallTracker {
         }
         let record = self.build_record(key, now, false);
         fx.push(Effect::CallUpdated {
-            record,
+            record: Box::new(record),
             reason: UpdateReason::Transferred,
         });
     }
@@ -1593,7 +1593,7 @@ impl CallTracker {
             if !first {
                 let record = self.build_record(key, now, false);
                 fx.push(Effect::CallUpdated {
-                    record,
+                    record: Box::new(record),
                     reason: UpdateReason::CallerIdentified,
                 });
             }

@@ -348,7 +348,7 @@ pub fn replay_bytes(bytes: &[u8], config: TrackerConfig) -> (Vec<CallRecord>, Re
                     stats.frames += 1;
                     for effect in apply_frame(&mut tracker, &frame, &mut clock) {
                         if let Effect::CallEnded(record) = effect {
-                            records.push(record);
+                            records.push(*record);
                         }
                     }
                 }
@@ -361,7 +361,7 @@ pub fn replay_bytes(bytes: &[u8], config: TrackerConfig) -> (Vec<CallRecord>, Re
     for effect in open {
         if let Effect::CallEnded(record) = effect {
             stats.unfinished += 1;
-            records.push(record);
+            records.push(*record);
         }
     }
     (records, stats)

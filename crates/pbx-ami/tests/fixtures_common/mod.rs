@@ -51,7 +51,7 @@ pub fn run_chunks<'a>(
             if let Item::Frame(frame) = item {
                 for effect in apply_frame(&mut tracker, &frame, &mut clock) {
                     if let Effect::CallEnded(record) = effect {
-                        records.push(record);
+                        records.push(*record);
                     }
                 }
             }
