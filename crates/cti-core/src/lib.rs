@@ -16,6 +16,7 @@ mod fxhash;
 mod ids;
 mod number;
 mod record;
+pub mod routing;
 mod time;
 mod tracker;
 
