@@ -12,6 +12,37 @@
 //! captures do not contain. An agent paused through `QueuePause` is reported paused, but a
 //! scripted queue call still rings the agents its capture rang.
 //!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use pbx_simulator::{CallParams, LoadProfile, Mix, Scenario, Simulator, SimulatorConfig};
+//!
+//! // Logins: `cti` / `cti-secret` (every event) and `cti_filtered` (no VarSet).
+//! let sim = Simulator::start(SimulatorConfig::default(), "127.0.0.1:5038").await?;
+//! let handle = sim.handle().clone();
+//! handle
+//!     .start_call(
+//!         Scenario::QueueAnswered,
+//!         CallParams {
+//!             caller: Some("+79161234567".into()),
+//!             caller_name: Some("Ivan Petrov".into()),
+//!             ..CallParams::default()
+//!         },
+//!     )
+//!     .expect("valid parameters");
+//! let load = handle.run_load(LoadProfile {
+//!     calls_per_sec: 0.5,
+//!     total_calls: Some(100),
+//!     mix: Mix::standard(),
+//!     callers: vec!["+79161234567".into()],
+//!     seed: 1,
+//! });
+//! load.finished().await;
+//! handle.wait_idle().await;
+//! println!("originates received: {}", handle.originate_log().len());
+//! sim.shutdown().await
+//! # }
+//! ```
+//!
 //! Entry points: [`Simulator`] and [`run`] for the TCP server, [`SimulatorHandle`] to drive it,
 //! [`Script`] and [`LoadProfile`] to start calls, [`render_trace`] to render a whole load run
 //! to bytes without a socket.

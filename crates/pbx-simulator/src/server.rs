@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 
 use crate::live::{hangup_events, push_header, LiveState, PauseOutcome, QueueConfig};
 use crate::scenario::{
-    scenario_for_did, CallParams, IdAllocator, Mix, Scenario, TransferTrigger, Variant,
+    scenario_for_did, CallParams, Direction, IdAllocator, Mix, Scenario, TransferTrigger, Variant,
 };
 use crate::script::Script;
 use crate::template::{did_of_channel, extension_of_channel, Bindings, FrameKind, Template};
@@ -583,6 +583,12 @@ impl Core {
         });
         let id = self.next_call;
         self.next_call += 1;
+        // A click-to-call nobody here asked for was originated by some other AMI application
+        // (a CRM); Asterisk sends its OriginateResponse to every session.
+        let origin_action_id = origin_action_id.or_else(|| {
+            (scenario.direction() == Direction::Outbound)
+                .then(|| format!("sim-originate-{id}").into_bytes())
+        });
         self.calls.insert(
             id,
             LiveCall {

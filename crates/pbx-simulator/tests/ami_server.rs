@@ -570,6 +570,29 @@ async fn queue_pause_is_answered_announced_and_recorded_once() {
     assert_eq!(get(&r, "Response"), "Error");
     assert_eq!(get(&r, "Message"), "Interface not found");
 
+    // A queue call now reports the paused member as paused, where the recording said 0.
+    sim.handle()
+        .start_call(Scenario::QueueAnswered, CallParams::default())
+        .expect("start");
+    sim.handle().wait_idle().await;
+    client.send("Ping", "end", &[]).await;
+    let frames = client.until(|f| get(f, "ActionID") == "end").await;
+    let member_events: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| {
+            f.event() == Some(b"QueueMemberStatus")
+                && get(f, "Interface") == "Local/102@agents/nm"
+                && get(f, "Queue") == "sales"
+        })
+        .collect();
+    assert!(!member_events.is_empty());
+    for f in member_events {
+        assert_eq!(get(f, "Paused"), "1", "{}", text(f));
+        assert_eq!(get(f, "PausedReason"), "Lunch");
+    }
+    let recorded = String::from_utf8_lossy(Scenario::QueueAnswered.capture(Variant::Full));
+    assert!(!recorded.contains("Paused: 1\r\nPausedReason: Lunch"));
+
     let log = sim.handle().pause_log();
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].action_id.as_deref(), Some("pause-1"));
