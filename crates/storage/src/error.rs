@@ -234,3 +234,64 @@ impl From<sqlx::migrate::MigrateError> for StorageError {
         migration_error(err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_are_named_in_words_on_both_backends() {
+        let cases = [
+            (
+                "",
+                "UNIQUE constraint failed: users.login",
+                "a user with this login",
+            ),
+            (
+                "users_login_key",
+                "duplicate key value",
+                "a user with this login",
+            ),
+            (
+                "",
+                "UNIQUE constraint failed: user_extensions.extension",
+                "this extension (assigned to another user)",
+            ),
+            (
+                "user_extensions_pkey",
+                "duplicate key value",
+                "this extension (assigned to another user)",
+            ),
+            (
+                "outbox_idempotency_key_key",
+                "duplicate key value",
+                "an outbox job with this idempotency key",
+            ),
+            (
+                "",
+                "UNIQUE constraint failed: something.else",
+                "a row with the same unique key",
+            ),
+        ];
+        for (constraint, message, expected) in cases {
+            assert_eq!(
+                describe_unique(constraint, message),
+                expected,
+                "{constraint} {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn operator_messages_say_what_to_do() {
+        let err = migration_error(sqlx::migrate::MigrateError::VersionMissing(7));
+        assert!(err.to_string().contains("upgrade the binary"), "{err}");
+        let err = StorageError::from(sqlx::Error::PoolTimedOut);
+        assert!(err.is_transient());
+        assert!(err.to_string().contains("can be retried"), "{err}");
+        assert!(matches!(
+            StorageError::from(sqlx::Error::PoolClosed),
+            StorageError::Closed
+        ));
+    }
+}

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::row::RowExt;
+use crate::row::{bind_args, Arg, RowExt};
 use crate::types::{opt_micros, to_micros};
 use crate::users::require_affected;
 use crate::{on_pool, CallId, JobId, JobStatus, Pool, Storage, StorageError};
@@ -326,6 +326,31 @@ impl Storage {
             .rows_affected()
         });
         Ok(settled(affected))
+    }
+
+    /// Marks several jobs claimed by `worker_id` delivered in one statement; returns how many
+    /// were still held by this worker (the others were lost to lease expiry).
+    pub async fn complete_jobs(
+        &self,
+        ids: &[JobId],
+        worker_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "UPDATE outbox SET status = 'done', locked_by = NULL, locked_until = NULL, updated_at = $2 \
+             WHERE status = 'in_flight' AND locked_by = $1 AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut args = vec![Arg::Text(worker_id.to_owned()), Arg::Int(to_micros(now))];
+        args.extend(ids.iter().map(|id| Arg::Int(id.0)));
+        let res = on_pool!(self, pool => {
+            bind_args!(sqlx::query(&sql), args).execute(pool).await?.rows_affected()
+        });
+        Ok(res)
     }
 
     /// Returns a claimed job to `pending` after a failed attempt, to be retried at

@@ -374,13 +374,24 @@ impl Storage {
         if users.is_empty() {
             return Ok(users);
         }
+        // One user (the common lookup) reads only its rows; a listing reads all rows at once.
+        let only = match users.as_slice() {
+            [one] => one.id.0,
+            _ => 0,
+        };
         let (extensions, queues) = on_pool!(self, pool => {
-            let ext_rows = sqlx::query("SELECT user_id, extension FROM user_extensions ORDER BY extension")
-                .fetch_all(pool)
-                .await?;
-            let queue_rows = sqlx::query("SELECT user_id, queue, interface FROM user_queues ORDER BY queue")
-                .fetch_all(pool)
-                .await?;
+            let ext_rows = sqlx::query(
+                "SELECT user_id, extension FROM user_extensions WHERE ($1 = 0 OR user_id = $1) ORDER BY extension",
+            )
+            .bind(only)
+            .fetch_all(pool)
+            .await?;
+            let queue_rows = sqlx::query(
+                "SELECT user_id, queue, interface FROM user_queues WHERE ($1 = 0 OR user_id = $1) ORDER BY queue",
+            )
+            .bind(only)
+            .fetch_all(pool)
+            .await?;
             let mut extensions = Vec::with_capacity(ext_rows.len());
             for row in &ext_rows {
                 extensions.push((row.int("user_id")?, row.text("extension")?));

@@ -972,6 +972,36 @@ async fn outbox_claims_are_exclusive_under_concurrency(ctx: Ctx) {
         }
         all.extend(claimed);
     }
+    for i in 0..20 {
+        let id = ctx
+            .db
+            .enqueue(&job(&format!("batch{i}"), t(20)))
+            .await
+            .unwrap();
+        assert!(id.is_some());
+    }
+    let claimed = ctx
+        .db
+        .claim_due("bitrix24", "batcher", 50, t(20), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 20);
+    let ids: Vec<_> = claimed.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ctx.db
+            .complete_jobs(&ids, "someone-else", t(21))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        ctx.db.complete_jobs(&ids, "batcher", t(21)).await.unwrap(),
+        20
+    );
+    assert_eq!(
+        ctx.db.complete_jobs(&[], "batcher", t(21)).await.unwrap(),
+        0
+    );
     let unique: HashSet<_> = all.iter().collect();
     assert_eq!(unique.len(), all.len(), "a job was claimed twice");
     assert_eq!(all.len(), JOBS, "every job was claimed");
@@ -981,7 +1011,7 @@ async fn outbox_claims_are_exclusive_under_concurrency(ctx: Ctx) {
         .list_jobs(Some(JobStatus::Done), None, 1000, 0)
         .await
         .unwrap();
-    assert_eq!(done.len(), JOBS);
+    assert_eq!(done.len(), JOBS + 20);
     assert_eq!(ctx.db.outbox_stats().await.unwrap().depth(), 0);
 }
 
@@ -1474,7 +1504,8 @@ async fn a_locked_sqlite_database_is_a_transient_error() {
         .expect("works once the lock is released");
 }
 
-/// Both migrations must describe the same schema: same tables, same columns in the same order.
+/// Both migrations must describe the same schema: same tables and views, same columns in the
+/// same order, same explicitly created indexes.
 #[tokio::test]
 async fn schema_is_the_same_on_both_backends() {
     if std::env::var(PG_ENV).is_err() {
@@ -1490,21 +1521,22 @@ async fn schema_is_the_same_on_both_backends() {
         lite.close().await;
 
         let lite_pool = sqlx::SqlitePool::connect(&sqlite_url).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+        // Tables and views (the BI views are part of the contract too), with their columns.
+        let tables: Vec<(String, String)> = sqlx::query_as(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' \
              AND name NOT LIKE '_sqlx%' ORDER BY name",
         )
         .fetch_all(&lite_pool)
         .await
         .unwrap();
         let mut lite_schema = Vec::new();
-        for table in &tables {
+        for (kind, table) in &tables {
             let columns: Vec<String> =
                 sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))
                     .fetch_all(&lite_pool)
                     .await
                     .unwrap();
-            lite_schema.push((table.clone(), columns));
+            lite_schema.push((kind.clone(), table.clone(), columns));
         }
         let lite_indexes: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
@@ -1515,15 +1547,16 @@ async fn schema_is_the_same_on_both_backends() {
         lite_pool.close().await;
 
         let pg_pool = sqlx::PgPool::connect(&pg_url).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
+        let tables: Vec<(String, String)> = sqlx::query_as(
+            "SELECT CASE table_type WHEN 'VIEW' THEN 'view' ELSE 'table' END, table_name::text \
+             FROM information_schema.tables WHERE table_schema = current_schema() \
              AND table_name NOT LIKE '\\_sqlx%' ORDER BY table_name",
         )
         .fetch_all(&pg_pool)
         .await
         .unwrap();
         let mut pg_schema = Vec::new();
-        for table in &tables {
+        for (kind, table) in &tables {
             let columns: Vec<String> = sqlx::query_scalar(
                 "SELECT column_name::text FROM information_schema.columns \
                  WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
@@ -1532,7 +1565,7 @@ async fn schema_is_the_same_on_both_backends() {
             .fetch_all(&pg_pool)
             .await
             .unwrap();
-            pg_schema.push((table.clone(), columns));
+            pg_schema.push((kind.clone(), table.clone(), columns));
         }
         // Explicitly created indexes only (PostgreSQL also lists those behind keys).
         let pg_indexes: Vec<String> = sqlx::query_scalar(
