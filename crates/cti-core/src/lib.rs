@@ -9,11 +9,13 @@
 //! their wire formats into [`PbxEvent`]s; sinks turn [`Effect`]s into storage rows, panel
 //! messages and CRM requests. Serialization lives in those adapters and sinks, not here.
 
+pub mod agents;
 mod channel;
 mod config;
 mod event;
 mod fxhash;
 mod ids;
+pub mod kpi;
 mod number;
 mod record;
 pub mod routing;
