@@ -67,7 +67,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tracing::{debug, info, warn};
 
-use crate::codec::{encode_action, Decoder, EncodeError, Frame, FrameRef, Item, Limits};
+use crate::codec::{
+    encode_action, Decoder, EncodeError, Frame, FrameBatch, FrameRef, Item, Limits,
+};
 
 /// How to log in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +182,8 @@ pub enum AmiUpdate {
         reason: DisconnectReason,
         retry_in: Duration,
     },
-    /// Frames in wire order, one socket read's worth at most.
+    /// Frames in wire order, one socket read's worth at most. The frames of one batch share
+    /// one buffer (see [`Frame`]): use [`Frame::detach`] for a frame kept for long.
     Events(Vec<Frame>),
     /// State as Asterisk reports it right after login: `CoreShowChannel`, the `QueueStatus`
     /// items (`QueueParams`, `QueueMember`, `QueueEntry`), `DeviceStateChange` items of
@@ -856,7 +859,8 @@ struct Router<'c> {
     event_waiters: usize,
     ping: Option<(String, Instant)>,
     resync: Option<ResyncState>,
-    batch: Vec<Frame>,
+    /// Frames of the current read, copied into one shared buffer.
+    batch: FrameBatch,
     out: Vec<AmiUpdate>,
     counts: Counts,
     fatal: Option<DisconnectReason>,
@@ -887,7 +891,7 @@ impl<'c> Session<'c> {
                 event_waiters: 0,
                 ping: None,
                 resync: None,
-                batch: Vec::new(),
+                batch: FrameBatch::default(),
                 out: Vec::new(),
                 counts: Counts::default(),
                 fatal: None,
@@ -1179,13 +1183,12 @@ impl Router<'_> {
             }
         }
         self.counts.delivered += 1;
-        self.batch.push(frame.to_owned());
+        self.batch.push(frame);
     }
 
     fn flush_batch(&mut self) {
         if !self.batch.is_empty() {
-            let batch = std::mem::take(&mut self.batch);
-            self.out.push(AmiUpdate::Events(batch));
+            self.out.push(AmiUpdate::Events(self.batch.finish()));
         }
     }
 

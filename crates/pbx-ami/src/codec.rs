@@ -43,8 +43,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
-use memchr::memchr;
+use memchr::{memchr, memchr2};
 
 /// Bounds that keep a hostile or broken peer from making the decoder buffer without end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,18 @@ pub enum DecodeError {
     Garbage { offset: u64, preview: String },
 }
 
+impl DecodeError {
+    /// Stream offset (bytes since the decoder started) of the frame or line concerned.
+    pub fn offset(&self) -> u64 {
+        match self {
+            DecodeError::LineTooLong { offset, .. }
+            | DecodeError::FrameTooLarge { offset, .. }
+            | DecodeError::TooManyHeaders { offset, .. }
+            | DecodeError::Garbage { offset, .. } => *offset,
+        }
+    }
+}
+
 /// One decoded item, borrowing the decoder's buffer until the next call on the decoder.
 #[derive(Debug)]
 pub enum Item<'a> {
@@ -121,11 +134,11 @@ struct Span {
 const SPAN_BYTES: usize = 16;
 
 impl Span {
-    fn write_to(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.line_start.to_le_bytes());
-        out.extend_from_slice(&self.name_end.to_le_bytes());
-        out.extend_from_slice(&self.value_start.to_le_bytes());
-        out.extend_from_slice(&self.value_end.to_le_bytes());
+    fn write_to(&self, out: &mut [u8]) {
+        out[0..4].copy_from_slice(&self.line_start.to_le_bytes());
+        out[4..8].copy_from_slice(&self.name_end.to_le_bytes());
+        out[8..12].copy_from_slice(&self.value_start.to_le_bytes());
+        out[12..16].copy_from_slice(&self.value_end.to_le_bytes());
     }
 
     fn read_from(bytes: &[u8]) -> Span {
@@ -241,15 +254,29 @@ impl<'a> FrameRef<'a> {
 
     /// An owned copy (one allocation).
     pub fn to_owned(&self) -> Frame {
-        let n = self.spans.len();
-        let mut data = Vec::with_capacity(self.raw.len() + n * SPAN_BYTES);
-        data.extend_from_slice(self.raw);
-        for i in 0..n {
-            self.spans.at(i).write_to(&mut data);
-        }
+        let mut data = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut data);
         Frame {
-            data: data.into_boxed_slice(),
+            buf: Arc::from(data),
+            start: 0,
             raw_len: self.raw.len(),
+            spans_len: self.spans.len() * SPAN_BYTES,
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.raw.len() + self.spans.len() * SPAN_BYTES
+    }
+
+    /// Appends the raw bytes, then the encoded header index, to `out`.
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        let raw_len = self.raw.len();
+        let n = self.spans.len();
+        let at = out.len();
+        out.extend_from_slice(self.raw);
+        out.resize(at + raw_len + n * SPAN_BYTES, 0);
+        for (i, slot) in out[at + raw_len..].chunks_exact_mut(SPAN_BYTES).enumerate() {
+            self.spans.at(i).write_to(slot);
         }
     }
 }
@@ -268,11 +295,72 @@ impl fmt::Debug for FrameRef<'_> {
     }
 }
 
-/// An owned frame: the raw bytes and the header index in one allocation.
-#[derive(Clone, PartialEq, Eq)]
+/// An owned frame: the raw bytes and the header index, in a shared immutable buffer.
+///
+/// A frame made by [`FrameRef::to_owned`] has a buffer of its own. The frames of one
+/// [`FrameBatch`] (the AMI client delivers one per socket read) share one buffer: one
+/// allocation and one copy per batch instead of per frame. Keeping any frame of a batch
+/// keeps that batch's buffer alive; copy it with [`Frame::detach`] to store it for long.
+#[derive(Clone)]
 pub struct Frame {
-    data: Box<[u8]>,
+    buf: Arc<[u8]>,
+    start: usize,
     raw_len: usize,
+    spans_len: usize,
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw() == other.raw() && self.spans_bytes() == other.spans_bytes()
+    }
+}
+
+impl Eq for Frame {}
+
+/// Builds frames that share one buffer; see [`Frame`].
+#[derive(Debug, Default)]
+pub struct FrameBatch {
+    buf: Vec<u8>,
+    /// Start, raw length and header count of each frame in `buf`.
+    frames: Vec<(usize, usize, usize)>,
+}
+
+impl FrameBatch {
+    /// Appends a copy of `frame`.
+    pub fn push(&mut self, frame: &FrameRef<'_>) {
+        let start = self.buf.len();
+        self.buf.reserve(frame.encoded_len());
+        frame.encode_into(&mut self.buf);
+        self.frames
+            .push((start, frame.raw.len(), frame.spans.len()));
+    }
+
+    /// Number of frames pushed since the last [`FrameBatch::finish`].
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether no frame was pushed since the last [`FrameBatch::finish`].
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The frames pushed so far, sharing one buffer; the builder is empty again.
+    pub fn finish(&mut self) -> Vec<Frame> {
+        let buf: Arc<[u8]> = Arc::from(self.buf.as_slice());
+        self.buf.clear();
+        let frames = self
+            .frames
+            .drain(..)
+            .map(|(start, raw_len, spans)| Frame {
+                buf: Arc::clone(&buf),
+                start,
+                raw_len,
+                spans_len: spans * SPAN_BYTES,
+            })
+            .collect();
+        frames
+    }
 }
 
 impl Frame {
@@ -299,9 +387,20 @@ impl Frame {
     /// A borrowed view with every accessor.
     pub fn as_ref(&self) -> FrameRef<'_> {
         FrameRef {
-            raw: &self.data[..self.raw_len],
-            spans: Spans::Encoded(&self.data[self.raw_len..]),
+            raw: self.raw(),
+            spans: Spans::Encoded(self.spans_bytes()),
         }
+    }
+
+    /// A copy with a buffer of its own, so that keeping it does not keep the rest of its
+    /// batch in memory.
+    pub fn detach(&self) -> Frame {
+        self.as_ref().to_owned()
+    }
+
+    fn spans_bytes(&self) -> &[u8] {
+        let at = self.start + self.raw_len;
+        &self.buf[at..at + self.spans_len]
     }
 
     /// See [`FrameRef::get`].
@@ -354,7 +453,7 @@ impl Frame {
 
     /// See [`FrameRef::raw`].
     pub fn raw(&self) -> &[u8] {
-        &self.data[..self.raw_len]
+        &self.buf[self.start..self.start + self.raw_len]
     }
 }
 
@@ -556,11 +655,15 @@ impl Decoder {
                     return None;
                 }
             }
-            let Some(i) = memchr(b'\n', &self.buf[self.scan..self.end]) else {
+            if self.state == State::Frame {
+                if let Some(next) = self.scan_frame_lines() {
+                    return Some(self.finish_frame(next));
+                }
+            }
+            let line_start = self.scan;
+            let Some((colon, newline)) = find_line(&self.buf[..self.end], line_start) else {
                 return self.check_partial().map(Item::Error);
             };
-            let line_start = self.scan;
-            let newline = line_start + i;
             let mut line_end = newline;
             if line_end > line_start && self.buf[line_end - 1] == b'\r' {
                 line_end -= 1;
@@ -581,7 +684,8 @@ impl Decoder {
                         continue;
                     }
                     let line = &self.buf[line_start..line_end];
-                    match memchr(b':', line) {
+                    // A colon found after the line's '\r' is not part of the line.
+                    match colon.filter(|&c| c < line_end).map(|c| c - line_start) {
                         None if looks_like_banner(line) => {
                             self.start = next;
                             self.scan = next;
@@ -616,8 +720,7 @@ impl Decoder {
                     if let Some(error) = self.check_frame(next) {
                         return Some(Item::Error(error));
                     }
-                    let colon = memchr(b':', &self.buf[line_start..line_end]);
-                    self.add_header(line_start, line_end, colon.map(|c| line_start + c));
+                    self.add_header(line_start, line_end, colon);
                     self.scan = next;
                 }
                 State::Follows { in_body } => {
@@ -632,20 +735,76 @@ impl Decoder {
                         }
                         return Some(self.finish_frame(next));
                     }
-                    let colon = memchr(b':', line).filter(|&c| {
+                    let colon = colon.filter(|&c| {
+                        let name = &self.buf[line_start..c];
                         !in_body
-                            && (line[..c].eq_ignore_ascii_case(b"Privilege")
-                                || line[..c].eq_ignore_ascii_case(b"ActionID"))
+                            && (name.eq_ignore_ascii_case(b"Privilege")
+                                || name.eq_ignore_ascii_case(b"ActionID"))
                     });
                     self.state = State::Follows {
                         in_body: colon.is_none(),
                     };
-                    self.add_header(line_start, line_end, colon.map(|c| line_start + c));
+                    self.add_header(line_start, line_end, colon);
                     self.scan = next;
                 }
                 State::Skip(_) => unreachable!("handled at the top of the loop"),
             }
         }
+    }
+
+    /// The hot path: header lines of a normal frame, consumed in one tight loop while they
+    /// are complete and within the limits. Returns the position after the frame's empty
+    /// line once the frame is complete; otherwise leaves `scan` at the first line it did not
+    /// take (partial, or over a limit) for the general path to handle and report.
+    fn scan_frame_lines(&mut self) -> Option<usize> {
+        let buf = &self.buf[..self.end];
+        let frame_end_limit = self.start.saturating_add(self.limits.max_frame);
+        let mut pos = self.scan;
+        let done = loop {
+            let Some((colon, newline)) = find_line(buf, pos) else {
+                break None;
+            };
+            let mut line_end = newline;
+            if line_end > pos && buf[line_end - 1] == b'\r' {
+                line_end -= 1;
+            }
+            let next = newline + 1;
+            if line_end - pos > self.limits.max_line {
+                break None;
+            }
+            if line_end == pos {
+                break Some(next);
+            }
+            if next > frame_end_limit || self.spans.len() >= self.limits.max_headers {
+                break None;
+            }
+            let rel = |p: usize| (p - self.start) as u32;
+            let span = match colon {
+                Some(c) => {
+                    let value_start = if c + 1 < line_end && buf[c + 1] == b' ' {
+                        c + 2
+                    } else {
+                        c + 1
+                    };
+                    Span {
+                        line_start: rel(pos),
+                        name_end: rel(c),
+                        value_start: rel(value_start),
+                        value_end: rel(line_end),
+                    }
+                }
+                None => Span {
+                    line_start: rel(pos),
+                    name_end: rel(pos),
+                    value_start: rel(pos),
+                    value_end: rel(line_end),
+                },
+            };
+            self.spans.push(span);
+            pos = next;
+        };
+        self.scan = pos;
+        done
     }
 
     fn frame_or_line_start(&self, line_start: usize) -> usize {
@@ -754,6 +913,21 @@ impl Decoder {
             spans: Spans::Slice(&self.spans),
         })
     }
+}
+
+/// The line starting at `start` in `buf`: the position of its first colon (if any) and of
+/// its `\n`; `None` while the line is incomplete. The searches run over the rest of the
+/// buffer, not just the line, so that memchr's vector loop does the work (a line-sized
+/// haystack would mostly take its short-input fallback).
+#[inline]
+fn find_line(buf: &[u8], start: usize) -> Option<(Option<usize>, usize)> {
+    let rest = &buf[start..];
+    let p = memchr2(b':', b'\n', rest)?;
+    if rest[p] == b'\n' {
+        return Some((None, start + p));
+    }
+    let n = memchr(b'\n', &rest[p + 1..])?;
+    Some((Some(start + p), start + p + 1 + n))
 }
 
 /// Value of a `Name: value` line whose colon is at `colon`, one leading space trimmed.
