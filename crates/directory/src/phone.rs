@@ -25,10 +25,11 @@
 //! 3. An explicit international number (`+` and 7 to 15 digits, separators ignored) is trusted
 //!    as it is, even when the metadata calls it invalid: test ranges such as `+1555…` and
 //!    freshly allocated ranges must still reach the directory.
-//! 4. Anything else is parsed by libphonenumber (the `phonenumber` crate) in the default
-//!    region, which knows national prefixes (`8 916…` in Russia), international dialling
-//!    prefixes (`810…`, `00…`) and a country code typed without `+` (`7916…`), and it must be a
-//!    valid number there; otherwise it is [`Normalized::Other`].
+//! 4. Other digit strings are read with the default region's metadata from libphonenumber
+//!    (the `phonenumber` crate): the national prefix (`8 916…` in Russia), a country code typed
+//!    without `+` (`7916…`), a bare national number (`916…`), or the international dialling
+//!    prefix (`810…`, `00…`); the national number must match the region's number pattern.
+//!    Anything else is [`Normalized::Other`].
 //!
 //! What this module is not: it does no lookup, no I/O and keeps no state.
 
@@ -36,7 +37,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use phonenumber::country::Id;
-use phonenumber::Mode;
+use phonenumber::metadata::DATABASE;
 
 /// The longest digit string treated as an internal extension rather than a phone number.
 ///
@@ -180,16 +181,14 @@ pub fn normalize(raw: &str, region: Region) -> Normalized {
     }
     // libphonenumber accepts letters as keypad digits ("1-800-FLOWERS"); a caller ID with
     // letters is a SIP user or a name, not a number, so only dialable characters go on.
-    let dialable = compact.bytes().all(|b| b.is_ascii_digit() || b == b'+');
-    if dialable && compact.len() <= 20 {
-        if let Ok(parsed) = phonenumber::parse(Some(region.0), &compact) {
-            if parsed.is_valid() {
-                let text = parsed.format().mode(Mode::E164).to_string();
-                if let Some(number) = E164::parse(&text) {
-                    return Normalized::E164(number);
-                }
-            }
-        }
+    if compact.is_empty() || compact.len() > 20 || !compact.bytes().all(|b| b.is_ascii_digit()) {
+        return Normalized::Other(trimmed.to_owned());
+    }
+    if let Some(number) = international_to_e164(&compact, region) {
+        return Normalized::E164(number);
+    }
+    if let Some(number) = national_to_e164(&compact, region) {
+        return Normalized::E164(number);
     }
     Normalized::Other(trimmed.to_owned())
 }
@@ -204,18 +203,123 @@ pub fn warm_up() {
 /// (`8 (916) 123-45-67`), the international one otherwise (`+1 555-123-0011`), and plain
 /// E.164 when the metadata does not know the number.
 pub fn format_display(number: E164, region: Region) -> String {
-    let text = number.to_string();
-    match phonenumber::parse(None, &text) {
-        Ok(parsed) => {
-            let mode = if parsed.country().id() == Some(region.0) {
-                Mode::National
-            } else {
-                Mode::International
-            };
-            parsed.format().mode(mode).to_string()
-        }
-        Err(_) => text,
+    let Some((meta, national)) = split_country(number) else {
+        return number.to_string();
+    };
+    let national_mode = meta.id() == region.0.as_ref();
+    match apply_format(meta, &national, national_mode) {
+        Some(text) if national_mode => text,
+        Some(text) => format!("+{} {text}", meta.country_code()),
+        None => number.to_string(),
     }
+}
+
+/// Digits dialled in the region: with the national prefix (`8 916…`), with the country code
+/// but no `+` (`7916…`) or bare (`916…`), checked against the region's number patterns.
+///
+/// Done here rather than by `phonenumber::parse`, which strips the Russian national prefix
+/// `8` a second time from numbers whose area code starts with 8 (`8 812…` St Petersburg,
+/// `8 800…` toll-free) and so loses a digit (checked with 0.3.10).
+fn national_to_e164(digits: &str, region: Region) -> Option<E164> {
+    let meta = DATABASE.by_id(region.0.as_ref())?;
+    let code = meta.country_code().to_string();
+    let general = meta.descriptors().general();
+    let mut candidates: Vec<&str> = Vec::with_capacity(3);
+    if let Some(prefix) = meta.national_prefix().filter(|p| !p.is_empty()) {
+        if let Some(rest) = digits.strip_prefix(prefix) {
+            candidates.push(rest);
+        }
+    }
+    if let Some(rest) = digits.strip_prefix(code.as_str()) {
+        candidates.push(rest);
+    }
+    candidates.push(digits);
+    candidates
+        .into_iter()
+        .find(|national| matches_whole(general, national))
+        .and_then(|national| E164::from_digits(&format!("{code}{national}")))
+}
+
+/// Digits dialled with the region's international prefix (`810` in Russia, `00` in most of
+/// Europe): the rest is a full international number.
+fn international_to_e164(digits: &str, region: Region) -> Option<E164> {
+    let meta = DATABASE.by_id(region.0.as_ref())?;
+    let prefix = meta.international_prefix()?.find(digits)?;
+    if prefix.start() != 0 || prefix.end() == 0 {
+        return None;
+    }
+    E164::from_digits(&digits[prefix.end()..])
+}
+
+/// The region metadata and national significant number of an E.164 number, by the longest
+/// country code that fits and whose patterns match.
+fn split_country(number: E164) -> Option<(&'static phonenumber::Metadata, String)> {
+    let digits = number.digits();
+    for len in 1..=3.min(digits.len()) {
+        let (code, national) = digits.split_at(len);
+        let Ok(code) = code.parse::<u16>() else {
+            continue;
+        };
+        let Some(metas) = DATABASE.by_code(&code) else {
+            continue;
+        };
+        if let Some(meta) = metas
+            .iter()
+            .find(|m| matches_whole(m.descriptors().general(), national))
+        {
+            return Some((meta, national.to_owned()));
+        }
+    }
+    None
+}
+
+/// The crate's `Descriptor::is_match` anchors only the start; a national number must match
+/// the whole pattern.
+fn matches_whole(descriptor: &phonenumber::metadata::Descriptor, national: &str) -> bool {
+    let lengths = descriptor.possible_length();
+    (lengths.is_empty() || lengths.contains(&(national.len() as u16)))
+        && descriptor
+            .national_number()
+            .find(national)
+            .is_some_and(|m| m.start() == 0 && m.end() == national.len())
+}
+
+fn apply_format(
+    meta: &phonenumber::Metadata,
+    national: &str,
+    national_mode: bool,
+) -> Option<String> {
+    let formats = if national_mode || meta.international_formats().is_empty() {
+        meta.formats()
+    } else {
+        meta.international_formats()
+    };
+    let format = formats.iter().find(|f| {
+        let leading_ok = f
+            .leading_digits()
+            .last()
+            .is_none_or(|re| re.find(national).is_some_and(|m| m.start() == 0));
+        leading_ok
+            && f.pattern()
+                .find(national)
+                .is_some_and(|m| m.start() == 0 && m.end() == national.len())
+    })?;
+    let mut pattern = format.format().to_owned();
+    if national_mode {
+        if let Some(rule) = format.national_prefix().filter(|r| !r.is_empty()) {
+            // The rule wraps the first group: `$NP ($FG)` is `8 (916)` in Russia.
+            let rule = rule
+                .replace("$NP", meta.national_prefix().unwrap_or(""))
+                .replace("$FG", "${1}");
+            pattern = pattern.replacen("$1", &rule, 1);
+        }
+    }
+    Some(
+        format
+            .pattern()
+            .replace(national, pattern.as_str())
+            .into_owned(),
+    )
 }
 
 fn is_withheld(trimmed: &str) -> bool {
@@ -259,6 +363,10 @@ mod tests {
             ("810 49 30 1234567", "RU", "e164 +49301234567"),
             ("+15551230011", "RU", "e164 +15551230011"),
             ("+1 (555) 123-0011", "US", "e164 +15551230011"),
+            ("8 (812) 312-45-67", "RU", "e164 +78123124567"),
+            ("8 800 555-35-35", "RU", "e164 +78005553535"),
+            ("78123124567", "RU", "e164 +78123124567"),
+            ("030 1234567", "DE", "e164 +49301234567"),
             ("101", "RU", "ext 101"),
             ("  2001 ", "RU", "ext 2001"),
             ("anonymous", "RU", "withheld"),
@@ -286,6 +394,12 @@ mod tests {
         assert_eq!(format_display(mobile, us), "+7 916 123-45-67");
         let moscow = E164::parse("+74951112233").expect("valid E.164");
         assert_eq!(format_display(moscow, ru), "8 (495) 111-22-33");
+        let spb = E164::parse("+78123124567").expect("valid E.164");
+        assert_eq!(format_display(spb, ru), "8 (812) 312-45-67");
+        let us_number = E164::parse("+12025550123").expect("valid E.164");
+        assert_eq!(format_display(us_number, ru), "+1 202-555-0123");
+        let test_range = E164::parse("+9991234").expect("valid E.164");
+        assert_eq!(format_display(test_range, ru), "+9991234");
     }
 
     #[test]
