@@ -10,6 +10,7 @@ mod api;
 mod error;
 pub mod metrics;
 pub mod password;
+pub mod route;
 
 use std::future::Future;
 use std::sync::Arc;
