@@ -45,7 +45,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 
 /// Bounds that keep a hostile or broken peer from making the decoder buffer without end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -915,19 +915,60 @@ impl Decoder {
     }
 }
 
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `word` equal to `byte`. Bits above the lowest match may be
+/// false positives (a borrow propagates only upwards from a true match), the lowest one is
+/// exact: callers only use the lowest.
+#[inline(always)]
+fn byte_mask(word: u64, byte: u8) -> u64 {
+    let x = word ^ (LOW_BITS * u64::from(byte));
+    x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
+}
+
 /// The line starting at `start` in `buf`: the position of its first colon (if any) and of
-/// its `\n`; `None` while the line is incomplete. The searches run over the rest of the
-/// buffer, not just the line, so that memchr's vector loop does the work (a line-sized
-/// haystack would mostly take its short-input fallback).
+/// its `\n`; `None` while the line is incomplete.
+///
+/// Eight bytes at a time in one pass: AMI lines are short (names ~10 bytes, values ~20),
+/// where a word loop without call setup beats a SIMD memchr, whose per-call overhead is
+/// larger than a whole line. Reading past the line's end is fine: only the lowest match
+/// of a word is used.
 #[inline]
 fn find_line(buf: &[u8], start: usize) -> Option<(Option<usize>, usize)> {
-    let rest = &buf[start..];
-    let p = memchr2(b':', b'\n', rest)?;
-    if rest[p] == b'\n' {
-        return Some((None, start + p));
+    let mut pos = start;
+    let mut colon = None;
+    while let Some(chunk) = buf.get(pos..pos + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let newlines = byte_mask(word, b'\n');
+        let mut hits = newlines;
+        if colon.is_none() {
+            hits |= byte_mask(word, b':');
+        }
+        if hits != 0 {
+            let first = hits.trailing_zeros() / 8;
+            if chunk[first as usize] == b'\n' {
+                return Some((colon, pos + first as usize));
+            }
+            colon = Some(pos + first as usize);
+            // Bits above `first` that are left: the lowest is exact (a false positive
+            // needs a true newline below it, which would be above `first` and lower).
+            let above = newlines & !(2u64 << (first * 8 + 7)).wrapping_sub(1);
+            if above != 0 {
+                return Some((colon, pos + (above.trailing_zeros() / 8) as usize));
+            }
+        }
+        pos += 8;
     }
-    let n = memchr(b'\n', &rest[p + 1..])?;
-    Some((Some(start + p), start + p + 1 + n))
+    for (i, &b) in buf[pos..].iter().enumerate() {
+        if b == b'\n' {
+            return Some((colon, pos + i));
+        }
+        if b == b':' && colon.is_none() {
+            colon = Some(pos + i);
+        }
+    }
+    None
 }
 
 /// Value of a `Name: value` line whose colon is at `colon`, one leading space trimmed.

@@ -85,7 +85,7 @@ fn kind(event: &[u8]) -> Option<Kind> {
 
 /// Header slots read in one pass. A channel snapshot with a prefix (`Dest`, `Transferer`, ...)
 /// uses the same three slots at an offset.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
 enum F {
     Channel,
@@ -149,66 +149,147 @@ enum F {
 
 const N_FIELDS: usize = F::Count as usize;
 
+/// Every header name [`Fields::read`] keeps, with its slot.
+const NAMES: [(&[u8], F); 56] = [
+    (b"Channel", F::Channel),
+    (b"Uniqueid", F::Uniqueid),
+    (b"Linkedid", F::Linkedid),
+    (b"DestChannel", F::DestChannel),
+    (b"DestUniqueid", F::DestUniqueid),
+    (b"DestLinkedid", F::DestLinkedid),
+    (b"LocalOneChannel", F::LocalOneChannel),
+    (b"LocalOneUniqueid", F::LocalOneUniqueid),
+    (b"LocalOneLinkedid", F::LocalOneLinkedid),
+    (b"LocalTwoChannel", F::LocalTwoChannel),
+    (b"LocalTwoUniqueid", F::LocalTwoUniqueid),
+    (b"LocalTwoLinkedid", F::LocalTwoLinkedid),
+    (b"TransfererChannel", F::TransfererChannel),
+    (b"TransfererUniqueid", F::TransfererUniqueid),
+    (b"TransfererLinkedid", F::TransfererLinkedid),
+    (b"TransfereeChannel", F::TransfereeChannel),
+    (b"TransfereeUniqueid", F::TransfereeUniqueid),
+    (b"TransfereeLinkedid", F::TransfereeLinkedid),
+    (b"OrigTransfererChannel", F::OrigTransfererChannel),
+    (b"OrigTransfererUniqueid", F::OrigTransfererUniqueid),
+    (b"OrigTransfererLinkedid", F::OrigTransfererLinkedid),
+    (b"SecondTransfererChannel", F::SecondTransfererChannel),
+    (b"SecondTransfererUniqueid", F::SecondTransfererUniqueid),
+    (b"SecondTransfererLinkedid", F::SecondTransfererLinkedid),
+    (b"TransferTargetChannel", F::TransferTargetChannel),
+    (b"TransferTargetUniqueid", F::TransferTargetUniqueid),
+    (b"TransferTargetLinkedid", F::TransferTargetLinkedid),
+    (b"ChannelState", F::ChannelState),
+    (b"CallerIDNum", F::CallerIdNum),
+    (b"CallerIDName", F::CallerIdName),
+    (b"Context", F::Context),
+    (b"Exten", F::Exten),
+    (b"DialString", F::DialString),
+    (b"DialStatus", F::DialStatus),
+    (b"BridgeUniqueid", F::BridgeUniqueid),
+    (b"Cause", F::Cause),
+    (b"Queue", F::Queue),
+    (b"MemberName", F::MemberName),
+    (b"Interface", F::Interface),
+    (b"HoldTime", F::HoldTime),
+    (b"RingTime", F::RingTime),
+    (b"TalkTime", F::TalkTime),
+    (b"Reason", F::Reason),
+    (b"Newname", F::Newname),
+    (b"ToBridgeUniqueid", F::ToBridgeUniqueid),
+    (b"FromBridgeUniqueid", F::FromBridgeUniqueid),
+    (b"Result", F::Result),
+    (b"Extension", F::Extension),
+    (b"Application", F::Application),
+    (b"AppData", F::AppData),
+    (b"Variable", F::Variable),
+    (b"Value", F::Value),
+    (b"UserEvent", F::UserEvent),
+    (b"BridgeId", F::BridgeId),
+    (b"Duration", F::Duration),
+    (b"Timestamp", F::Timestamp),
+];
+
+/// Multiplier of the name hash, found by search so that the names above land in distinct
+/// cells of [`SLOTS`] (checked at compile time by `build_slots`).
+const NAME_HASH_MUL: u64 = 0xdd30_3e47_cac7_82df;
+
+/// Eight bytes of `b` from `at`, zero past the end (for the compile-time table).
+const fn word_at(b: &[u8], at: usize) -> u64 {
+    let mut x = 0u64;
+    let mut i = 0;
+    while i < 8 {
+        if at + i < b.len() {
+            x |= (b[at + i] as u64) << (8 * i);
+        }
+        i += 1;
+    }
+    x
+}
+
+fn mix(key: u64) -> usize {
+    (key.wrapping_mul(NAME_HASH_MUL) >> 56) as usize
+}
+
+/// The hash, compile-time version: first, middle and last eight bytes and the length.
+const fn name_hash_const(b: &[u8]) -> usize {
+    let l = b.len();
+    let key = if l < 8 {
+        word_at(b, 0) ^ l as u64
+    } else {
+        word_at(b, 0)
+            ^ word_at(b, l / 2 - 4).rotate_left(21)
+            ^ word_at(b, l - 8).rotate_left(43)
+            ^ l as u64
+    };
+    (key.wrapping_mul(NAME_HASH_MUL) >> 56) as usize
+}
+
+/// The same hash at run time, with word loads instead of byte loops (a header name costs
+/// a handful of instructions, where a `match` on byte strings costs a call to `bcmp` per
+/// candidate of the same length).
+#[inline]
+fn name_hash(b: &[u8]) -> usize {
+    let l = b.len();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    let key = if l >= 8 {
+        word(0) ^ word(l / 2 - 4).rotate_left(21) ^ word(l - 8).rotate_left(43) ^ l as u64
+    } else if l >= 4 {
+        let half = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                b[at..at + 4].try_into().unwrap_or_default(),
+            ))
+        };
+        // The two halves overlap for l < 8; OR-ing equal bytes keeps them.
+        (half(0) | half(l - 4) << (8 * (l - 4))) ^ l as u64
+    } else {
+        word_at(b, 0) ^ l as u64
+    };
+    mix(key)
+}
+
+const fn build_slots() -> [Option<(&'static [u8], F)>; 256] {
+    let mut table: [Option<(&'static [u8], F)>; 256] = [None; 256];
+    let mut i = 0;
+    while i < NAMES.len() {
+        let h = name_hash_const(NAMES[i].0);
+        assert!(
+            table[h].is_none(),
+            "header name hash collision: pick another NAME_HASH_MUL"
+        );
+        table[h] = Some(NAMES[i]);
+        i += 1;
+    }
+    table
+}
+
+static SLOTS: [Option<(&[u8], F)>; 256] = build_slots();
+
+#[inline]
 fn slot(name: &[u8]) -> Option<F> {
-    Some(match name {
-        b"Channel" => F::Channel,
-        b"Uniqueid" => F::Uniqueid,
-        b"Linkedid" => F::Linkedid,
-        b"DestChannel" => F::DestChannel,
-        b"DestUniqueid" => F::DestUniqueid,
-        b"DestLinkedid" => F::DestLinkedid,
-        b"LocalOneChannel" => F::LocalOneChannel,
-        b"LocalOneUniqueid" => F::LocalOneUniqueid,
-        b"LocalOneLinkedid" => F::LocalOneLinkedid,
-        b"LocalTwoChannel" => F::LocalTwoChannel,
-        b"LocalTwoUniqueid" => F::LocalTwoUniqueid,
-        b"LocalTwoLinkedid" => F::LocalTwoLinkedid,
-        b"TransfererChannel" => F::TransfererChannel,
-        b"TransfererUniqueid" => F::TransfererUniqueid,
-        b"TransfererLinkedid" => F::TransfererLinkedid,
-        b"TransfereeChannel" => F::TransfereeChannel,
-        b"TransfereeUniqueid" => F::TransfereeUniqueid,
-        b"TransfereeLinkedid" => F::TransfereeLinkedid,
-        b"OrigTransfererChannel" => F::OrigTransfererChannel,
-        b"OrigTransfererUniqueid" => F::OrigTransfererUniqueid,
-        b"OrigTransfererLinkedid" => F::OrigTransfererLinkedid,
-        b"SecondTransfererChannel" => F::SecondTransfererChannel,
-        b"SecondTransfererUniqueid" => F::SecondTransfererUniqueid,
-        b"SecondTransfererLinkedid" => F::SecondTransfererLinkedid,
-        b"TransferTargetChannel" => F::TransferTargetChannel,
-        b"TransferTargetUniqueid" => F::TransferTargetUniqueid,
-        b"TransferTargetLinkedid" => F::TransferTargetLinkedid,
-        b"ChannelState" => F::ChannelState,
-        b"CallerIDNum" => F::CallerIdNum,
-        b"CallerIDName" => F::CallerIdName,
-        b"Context" => F::Context,
-        b"Exten" => F::Exten,
-        b"DialString" => F::DialString,
-        b"DialStatus" => F::DialStatus,
-        b"BridgeUniqueid" => F::BridgeUniqueid,
-        b"Cause" => F::Cause,
-        b"Queue" => F::Queue,
-        b"MemberName" => F::MemberName,
-        b"Interface" => F::Interface,
-        b"HoldTime" => F::HoldTime,
-        b"RingTime" => F::RingTime,
-        b"TalkTime" => F::TalkTime,
-        b"Reason" => F::Reason,
-        b"Newname" => F::Newname,
-        b"ToBridgeUniqueid" => F::ToBridgeUniqueid,
-        b"FromBridgeUniqueid" => F::FromBridgeUniqueid,
-        b"Result" => F::Result,
-        b"Extension" => F::Extension,
-        b"Application" => F::Application,
-        b"AppData" => F::AppData,
-        b"Variable" => F::Variable,
-        b"Value" => F::Value,
-        b"UserEvent" => F::UserEvent,
-        b"BridgeId" => F::BridgeId,
-        b"Duration" => F::Duration,
-        b"Timestamp" => F::Timestamp,
-        _ => return None,
-    })
+    match SLOTS[name_hash(name)] {
+        Some((known, f)) if known.len() == name.len() && known == name => Some(f),
+        _ => None,
+    }
 }
 
 struct Fields<'a>([Option<&'a [u8]>; N_FIELDS]);
@@ -232,7 +313,7 @@ impl<'a> Fields<'a> {
     }
 
     fn text(&self, f: F) -> Option<String> {
-        self.raw(f).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.raw(f).map(owned_text)
     }
 
     fn text_or_empty(&self, f: F) -> String {
@@ -243,7 +324,7 @@ impl<'a> Fields<'a> {
     fn party(&self, f: F) -> Option<String> {
         self.raw(f)
             .filter(|v| !v.is_empty() && *v != b"<unknown>")
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .map(owned_text)
     }
 
     fn number<T: std::str::FromStr>(&self, f: F) -> Option<T> {
@@ -255,9 +336,9 @@ impl<'a> Fields<'a> {
         let b = base as usize;
         let uniqueid = self.0[b + 1].filter(|v| !v.is_empty() && *v != b"<unknown>")?;
         Some(ChanRef {
-            uniqueid: Uniqueid::new(String::from_utf8_lossy(uniqueid)),
-            linkedid: LinkedId::new(String::from_utf8_lossy(self.0[b + 2].unwrap_or_default())),
-            name: String::from_utf8_lossy(self.0[b].unwrap_or_default()).into_owned(),
+            uniqueid: Uniqueid::new(owned_text(uniqueid)),
+            linkedid: LinkedId::new(owned_text(self.0[b + 2].unwrap_or_default())),
+            name: owned_text(self.0[b].unwrap_or_default()),
         })
     }
 
@@ -270,6 +351,15 @@ impl<'a> Fields<'a> {
             interface: self.text_or_empty(F::Interface),
             name: self.text_or_empty(F::MemberName),
         }
+    }
+}
+
+/// A header value as text: valid UTF-8 (nearly everything) is copied as is; anything else
+/// (a cp1251 `CallerIDName`) is decoded lossily for display.
+fn owned_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
     }
 }
 
@@ -563,6 +653,37 @@ mod tests {
 
     fn frame(text: &str) -> Frame {
         Frame::parse(text.replace('\n', "\r\n").as_bytes()).expect("test frame parses")
+    }
+
+    #[test]
+    fn every_header_name_finds_its_slot_and_nothing_else_does() {
+        for (name, f) in NAMES {
+            assert_eq!(slot(name), Some(f), "{}", String::from_utf8_lossy(name));
+        }
+        for name in [
+            &b""[..],
+            b"E",
+            b"Eve",
+            b"Event",
+            b"Privilege",
+            b"ChannelStateDesc",
+            b"channel",
+            b"Channel ",
+            b"ConnectedLineName",
+            b"TransfererUniqueidX",
+            b"SecondTransfererUniqueid2",
+        ] {
+            assert_eq!(slot(name), None, "{}", String::from_utf8_lossy(name));
+        }
+        // The run-time hash is the compile-time one, for every length.
+        let text = b"SecondTransfererLinkedidAndSomeMoreBytes";
+        for len in 0..text.len() {
+            assert_eq!(
+                name_hash(&text[..len]),
+                name_hash_const(&text[..len]),
+                "{len}"
+            );
+        }
     }
 
     #[test]
