@@ -16,6 +16,7 @@ mod customers;
 mod error;
 mod merge;
 mod outbox;
+mod reports;
 mod row;
 mod status;
 mod tasks;
@@ -38,6 +39,10 @@ pub use customers::{CustomerPhone, CustomerRow, CustomerUpsert, ExternalRef};
 pub use error::StorageError;
 pub use outbox::{
     ConnectorStats, CrmToken, FailureCount, NewOutboxJob, OutboxJob, OutboxStats, Settled,
+};
+pub use reports::{
+    AgentCallsRow, CallFactsRow, CallbackRow, CostCallRow, KpiSumsRow, LineRow, ReportGroup,
+    ReportQuery, StatusTimeRow,
 };
 pub use status::StatusSpan;
 pub use tasks::{NewCallbackTask, OpenedTask, TaskFilter, TaskRow};
