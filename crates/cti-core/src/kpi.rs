@@ -447,7 +447,10 @@ mod tests {
         use Direction::*;
         use Outcome::*;
         let cases: Vec<(Vec<CallFacts>, &str)> = vec![
-            (vec![], "offered=0 answered=0 rate=- sl=- asa=- wait=- max=0.0 aht=-"),
+            (
+                vec![],
+                "offered=0 answered=0 rate=- sl=- asa=- wait=- max=0.0 aht=-",
+            ),
             (
                 vec![
                     call(Inbound, Answered, false, 5_000),
@@ -461,7 +464,10 @@ mod tests {
                 "offered=5 answered=2 rate=0.500 sl=0.250 asa=17.5 wait=25.0 max=40.0 aht=60.0",
             ),
             (
-                vec![call(Inbound, Voicemail, false, 20_000), call(Inbound, Busy, true, 10)],
+                vec![
+                    call(Inbound, Voicemail, false, 20_000),
+                    call(Inbound, Busy, true, 10),
+                ],
                 "offered=2 answered=0 rate=0.000 sl=0.000 asa=- wait=20.0 max=20.0 aht=-",
             ),
         ];
@@ -518,7 +524,10 @@ mod tests {
     #[test]
     fn aht_and_occupancy_use_activity() {
         let mut sums = KpiSums::default();
-        sums.add(&call(Direction::Inbound, Outcome::Answered, false, 0), 20_000);
+        sums.add(
+            &call(Direction::Inbound, Outcome::Answered, false, 0),
+            20_000,
+        );
         let activity = ActivitySums {
             available_ms: 3_000_000,
             after_call_work_ms: 30_000,
@@ -544,7 +553,10 @@ mod tests {
         let start = shift_start(at, 3 * 3600, &[480, 1200]);
         assert_eq!(at - start, 5 * HOUR_US + 30 * 60_000_000);
         // No shifts: local midnight.
-        assert_eq!(at - shift_start(at, 3 * 3600, &[]), HOUR_US + 30 * 60_000_000);
+        assert_eq!(
+            at - shift_start(at, 3 * 3600, &[]),
+            HOUR_US + 30 * 60_000_000
+        );
     }
 
     #[test]
@@ -572,7 +584,11 @@ mod tests {
             ("+15551234567", 60_000, None),
         ];
         for (number, talk_ms, expected) in cases {
-            assert_eq!(call_cost_minor(&tariffs, number, talk_ms), expected, "{number} {talk_ms}");
+            assert_eq!(
+                call_cost_minor(&tariffs, number, talk_ms),
+                expected,
+                "{number} {talk_ms}"
+            );
         }
     }
 
