@@ -1,0 +1,375 @@
+//! `[outbox]` and `[crm]`: where calls are delivered (CRMs, the built-in directory) and how
+//! the outbox retries them. Parsed like the rest of the file: raw structs documented field by
+//! field, resolved once into [`CrmSettings`] with secrets from the environment or files.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{invalid, resolve_secret, ConfigError, Secret};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOutbox {
+    /// Jobs not delivered within this many hours go to the dead letters (listed, retried and
+    /// discarded under `/api/v1/admin/outbox`). Default 72.
+    pub max_age_hours: u64,
+    /// Seconds a worker leases a job; after a crash the job is delivered again once its lease
+    /// ends. Default 60.
+    pub lease_secs: u64,
+    /// Milliseconds between looks for new jobs when idle. Default 250.
+    pub poll_interval_ms: u64,
+    /// First retry delay in milliseconds after a CRM failure; it doubles, with jitter, up to
+    /// `backoff_max_secs`. A `Retry-After` from the CRM wins. Default 500.
+    pub backoff_initial_ms: u64,
+    /// Longest retry delay, in seconds. Default 300.
+    pub backoff_max_secs: u64,
+    /// This node's name in job leases; keep it stable across restarts and unique per node when
+    /// several share a PostgreSQL database. Default: the host name.
+    pub node_id: Option<String>,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        RawOutbox {
+            max_age_hours: 72,
+            lease_secs: 60,
+            poll_interval_ms: 250,
+            backoff_initial_ms: 500,
+            backoff_max_secs: 300,
+            node_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCrm {
+    /// The built-in directory: missed-call callback tasks in Kommutator's own storage.
+    pub directory: RawDirectoryCrm,
+    /// Bitrix24 portals, one `[[crm.bitrix24]]` table each.
+    pub bitrix24: Vec<RawBitrix24>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDirectoryCrm {
+    /// Open a callback task for every customer whose inbound call nobody answered (one open
+    /// task per customer; closed when the customer is reached). Default true.
+    pub callback_tasks: bool,
+}
+
+impl Default for RawDirectoryCrm {
+    fn default() -> Self {
+        RawDirectoryCrm {
+            callback_tasks: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBitrix24 {
+    /// A short name for this portal, used in logs, metrics and the outbox, e.g. `"bitrix24"`.
+    pub name: String,
+    /// `"webhook"` (an inbound webhook of one user, scopes `telephony, crm, user`) or `"oauth"`
+    /// (a local or marketplace application; needed where the portal requires application
+    /// context for `telephony.externalcall.register`).
+    pub mode: String,
+    /// Webhook mode: the inbound webhook URL, `https://<portal>/rest/<user_id>/<code>/`. It is
+    /// a secret: prefer `webhook_url_file` or the environment variable
+    /// `KOMMUTATOR_CRM_<NAME>_WEBHOOK_URL`, which win over this.
+    pub webhook_url: Option<String>,
+    /// A file whose first line is the webhook URL.
+    pub webhook_url_file: Option<PathBuf>,
+    /// OAuth mode: the portal's REST endpoint (`client_endpoint`), e.g.
+    /// `"https://acme.bitrix24.ru/rest/"`.
+    pub portal_url: Option<String>,
+    /// OAuth mode: the token endpoint. Default `"https://oauth.bitrix.info/oauth/token/"`.
+    pub token_url: Option<String>,
+    /// OAuth mode: the application id (`local.…`).
+    pub client_id: Option<String>,
+    /// OAuth mode: the application secret. Prefer `client_secret_file` or
+    /// `KOMMUTATOR_CRM_<NAME>_CLIENT_SECRET`.
+    pub client_secret: Option<String>,
+    /// A file whose first line is the application secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// OAuth mode: the access token from the installation, used once to seed the token store
+    /// (refreshed tokens are kept in the database). Or `KOMMUTATOR_CRM_<NAME>_ACCESS_TOKEN`.
+    pub access_token: Option<String>,
+    /// OAuth mode: the refresh token from the installation (seed, like `access_token`). Or
+    /// `KOMMUTATOR_CRM_<NAME>_REFRESH_TOKEN`.
+    pub refresh_token: Option<String>,
+    /// The `application_token` Bitrix24 sends with events; needed to accept click-to-call
+    /// (`ONEXTERNALCALLSTART`) at `/hooks/bitrix24/<name>`. Or
+    /// `KOMMUTATOR_CRM_<NAME>_APPLICATION_TOKEN`. Default: events are refused.
+    pub application_token: Option<String>,
+    /// Bitrix24 user id credited with calls no mapped agent handled.
+    pub default_user_id: u64,
+    /// Agent extension → Bitrix24 user id, e.g. `{ "101" = 1269 }`. Unlisted extensions are
+    /// sent as `USER_PHONE_INNER` (the user's internal number in Bitrix24). Default: none.
+    #[serde(default)]
+    pub users: BTreeMap<String, u64>,
+    /// Let Bitrix24 create a lead for an unknown number (`CRM_CREATE`). Default true.
+    #[serde(default = "yes")]
+    pub crm_create: bool,
+    /// Pop Bitrix24's call card for the registered user (`SHOW`). Default true.
+    #[serde(default = "yes")]
+    pub show_card: bool,
+    /// `LINE_NUMBER` for calls without a known line, e.g. `"74951112233"`. Default: none.
+    pub line_number: Option<String>,
+    /// Seconds to wait for an answer. Default 15.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Requests per second; the cloud drains 2 per second (Enterprise 5). Default 2.
+    #[serde(default = "default_b24_rate")]
+    pub rate_per_sec: f64,
+    /// Requests sent at once before `rate_per_sec` applies; the cloud blocks above 50, shared
+    /// with other applications on the same IP. Default 10.
+    #[serde(default = "default_b24_burst")]
+    pub burst: u32,
+    /// Jobs per delivery; they go out as `batch` requests of up to 50 commands. Default 40.
+    #[serde(default = "default_b24_jobs")]
+    pub jobs_per_batch: usize,
+    /// Parallel delivery slots. Keep 1: a call's start and end must arrive in order. Default 1.
+    #[serde(default = "one")]
+    pub concurrency: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> usize {
+    1
+}
+fn default_timeout() -> u64 {
+    15
+}
+fn default_b24_rate() -> f64 {
+    2.0
+}
+fn default_b24_burst() -> u32 {
+    10
+}
+fn default_b24_jobs() -> usize {
+    40
+}
+
+/// The resolved `[outbox]` and `[crm]`.
+#[derive(Debug)]
+pub struct CrmSettings {
+    pub worker: outbox::WorkerSettings,
+    pub max_age: Duration,
+    pub directory_callback_tasks: bool,
+    pub bitrix24: Vec<Bitrix24Settings>,
+}
+
+#[derive(Debug)]
+pub struct Bitrix24Settings {
+    pub connector: crm_bitrix24::Config,
+    pub concurrency: usize,
+    pub application_token: Option<Secret>,
+}
+
+fn env_name(name: &str, what: &str) -> String {
+    format!(
+        "KOMMUTATOR_CRM_{}_{what}",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kommutator".to_owned())
+}
+
+pub fn resolve(
+    crm: RawCrm,
+    raw_outbox: RawOutbox,
+    environment: &dyn Fn(&str) -> Option<String>,
+) -> Result<CrmSettings, ConfigError> {
+    if raw_outbox.lease_secs == 0 {
+        return Err(invalid(
+            "outbox.lease_secs",
+            "must be at least 1".to_owned(),
+        ));
+    }
+    if raw_outbox.max_age_hours == 0 {
+        return Err(invalid(
+            "outbox.max_age_hours",
+            "must be at least 1".to_owned(),
+        ));
+    }
+    if raw_outbox.backoff_initial_ms == 0
+        || raw_outbox.backoff_max_secs.saturating_mul(1000) < raw_outbox.backoff_initial_ms
+    {
+        return Err(invalid(
+            "outbox.backoff_max_secs",
+            "must be positive and not shorter than backoff_initial_ms".to_owned(),
+        ));
+    }
+    let worker = outbox::WorkerSettings {
+        node_id: raw_outbox
+            .node_id
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(host_name),
+        concurrency: 1,
+        lease: Duration::from_secs(raw_outbox.lease_secs),
+        poll_interval: Duration::from_millis(raw_outbox.poll_interval_ms.max(10)),
+        backoff_initial: Duration::from_millis(raw_outbox.backoff_initial_ms),
+        backoff_max: Duration::from_secs(raw_outbox.backoff_max_secs),
+    };
+    let mut names: Vec<String> = vec!["directory".to_owned()];
+    let mut bitrix24 = Vec::new();
+    for (index, raw) in crm.bitrix24.into_iter().enumerate() {
+        let field = |name: &str| format!("crm.bitrix24[{index}].{name}");
+        if !valid_name(&raw.name) {
+            return Err(invalid(
+                &field("name"),
+                format!("`{}` must be letters, digits, - or _", raw.name),
+            ));
+        }
+        if names.contains(&raw.name) {
+            return Err(invalid(
+                &field("name"),
+                format!("`{}` names two connectors", raw.name),
+            ));
+        }
+        names.push(raw.name.clone());
+        let secret = |what: &str, inline: Option<String>, file: Option<&std::path::Path>| {
+            resolve_secret(
+                &field(&what.to_ascii_lowercase()),
+                inline,
+                file,
+                &env_name(&raw.name, what),
+                environment,
+            )
+        };
+        let auth = match raw.mode.as_str() {
+            "webhook" => {
+                let url = secret(
+                    "WEBHOOK_URL",
+                    raw.webhook_url.clone(),
+                    raw.webhook_url_file.as_deref(),
+                )?
+                .ok_or_else(|| {
+                    invalid(
+                        &field("webhook_url"),
+                        "is required in webhook mode".to_owned(),
+                    )
+                })?;
+                if !url.expose().starts_with("https://") && !url.expose().starts_with("http://") {
+                    return Err(invalid(
+                        &field("webhook_url"),
+                        "must be an http(s) URL".to_owned(),
+                    ));
+                }
+                crm_bitrix24::Auth::Webhook {
+                    url: url.expose().to_owned(),
+                }
+            }
+            "oauth" => {
+                let portal_url = raw
+                    .portal_url
+                    .clone()
+                    .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                    .ok_or_else(|| {
+                        invalid(
+                            &field("portal_url"),
+                            "is required in oauth mode (an http(s) URL)".to_owned(),
+                        )
+                    })?;
+                let client_id =
+                    raw.client_id
+                        .clone()
+                        .filter(|c| !c.is_empty())
+                        .ok_or_else(|| {
+                            invalid(&field("client_id"), "is required in oauth mode".to_owned())
+                        })?;
+                let client_secret = secret(
+                    "CLIENT_SECRET",
+                    raw.client_secret.clone(),
+                    raw.client_secret_file.as_deref(),
+                )?
+                .ok_or_else(|| {
+                    invalid(
+                        &field("client_secret"),
+                        "is required in oauth mode".to_owned(),
+                    )
+                })?;
+                crm_bitrix24::Auth::OAuth(crm_bitrix24::OAuthApp {
+                    portal_url,
+                    token_url: raw
+                        .token_url
+                        .clone()
+                        .unwrap_or_else(|| "https://oauth.bitrix.info/oauth/token/".to_owned()),
+                    client_id,
+                    client_secret: client_secret.expose().to_owned(),
+                    initial_access_token: secret("ACCESS_TOKEN", raw.access_token.clone(), None)?
+                        .map(|s| s.expose().to_owned()),
+                    initial_refresh_token: secret(
+                        "REFRESH_TOKEN",
+                        raw.refresh_token.clone(),
+                        None,
+                    )?
+                    .map(|s| s.expose().to_owned()),
+                })
+            }
+            other => {
+                return Err(invalid(
+                    &field("mode"),
+                    format!("`{other}` must be \"webhook\" or \"oauth\""),
+                ));
+            }
+        };
+        if raw.default_user_id == 0 {
+            return Err(invalid(
+                &field("default_user_id"),
+                "must be a Bitrix24 user id".to_owned(),
+            ));
+        }
+        if !(raw.rate_per_sec > 0.0) || raw.burst == 0 || raw.burst > 50 {
+            return Err(invalid(
+                &field("rate_per_sec"),
+                "rate must be positive and burst between 1 and 50".to_owned(),
+            ));
+        }
+        let application_token = secret("APPLICATION_TOKEN", raw.application_token.clone(), None)?;
+        bitrix24.push(Bitrix24Settings {
+            connector: crm_bitrix24::Config {
+                name: raw.name,
+                auth,
+                default_user_id: raw.default_user_id,
+                users: raw.users.into_iter().collect(),
+                crm_create: raw.crm_create,
+                show_card: raw.show_card,
+                line_number: raw.line_number,
+                timeout: Duration::from_secs(raw.timeout_secs.max(1)),
+                rate_per_sec: raw.rate_per_sec,
+                burst: raw.burst,
+                max_jobs_per_delivery: raw.jobs_per_batch.clamp(1, 200),
+            },
+            concurrency: raw.concurrency.max(1),
+            application_token,
+        });
+    }
+    Ok(CrmSettings {
+        worker,
+        max_age: Duration::from_secs(raw_outbox.max_age_hours.saturating_mul(3600)),
+        directory_callback_tasks: crm.directory.callback_tasks,
+        bitrix24,
+    })
+}
