@@ -45,7 +45,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use memchr::memchr;
+use memchr::{memchr, memmem};
 
 /// Bounds that keep a hostile or broken peer from making the decoder buffer without end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,17 +158,26 @@ impl Span {
 
 /// How a frame's header index is stored: borrowed from the decoder, or encoded after the
 /// raw bytes inside an owned [`Frame`] (so that an owned frame costs one allocation).
+///
+/// `Lazy`: no index at all. A normal frame (not `Response: Follows`) that the decoder found
+/// complete and within the limits in one search for its empty line; its headers are read
+/// from the raw bytes by the same line rules when asked for. Most consumers look at one or
+/// two headers of most frames (the event name, an ActionID), so indexing every line of
+/// every frame up front would be wasted work.
 #[derive(Clone, Copy)]
 enum Spans<'a> {
     Slice(&'a [Span]),
     Encoded(&'a [u8]),
+    Lazy,
 }
 
-impl<'a> Spans<'a> {
+impl Spans<'_> {
+    /// Number of indexed lines (0 for `Lazy`).
     fn len(&self) -> usize {
         match self {
             Spans::Slice(s) => s.len(),
             Spans::Encoded(b) => b.len() / SPAN_BYTES,
+            Spans::Lazy => 0,
         }
     }
 
@@ -176,7 +185,60 @@ impl<'a> Spans<'a> {
         match self {
             Spans::Slice(s) => s[i],
             Spans::Encoded(b) => Span::read_from(&b[i * SPAN_BYTES..(i + 1) * SPAN_BYTES]),
+            Spans::Lazy => unreachable!("a lazy frame has no index"),
         }
+    }
+}
+
+/// The headers of a frame, from its index or, for a lazy frame, from its lines.
+#[derive(Clone)]
+pub struct Headers<'a> {
+    raw: &'a [u8],
+    spans: Spans<'a>,
+    /// Index of the next span, or byte position of the next line for a lazy frame.
+    next: usize,
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let raw = self.raw;
+        if let Spans::Lazy = self.spans {
+            let start = self.next;
+            let (colon, newline) = find_line(raw, start)?;
+            let mut line_end = newline;
+            if line_end > start && raw[line_end - 1] == b'\r' {
+                line_end -= 1;
+            }
+            if line_end == start {
+                // The frame's empty line.
+                self.next = raw.len();
+                return None;
+            }
+            self.next = newline + 1;
+            return Some(match colon {
+                Some(c) => {
+                    let value_start = if c + 1 < line_end && raw[c + 1] == b' ' {
+                        c + 2
+                    } else {
+                        c + 1
+                    };
+                    (&raw[start..c], &raw[value_start..line_end])
+                }
+                None => (&raw[start..start], &raw[start..line_end]),
+            });
+        }
+        if self.next >= self.spans.len() {
+            return None;
+        }
+        let s = self.spans.at(self.next);
+        self.next += 1;
+        Some((
+            &raw[s.line_start as usize..s.name_end as usize],
+            &raw[s.value_start as usize..s.value_end as usize],
+        ))
     }
 }
 
@@ -208,16 +270,12 @@ impl<'a> FrameRef<'a> {
     }
 
     /// Every `(name, value)` pair in wire order. Body lines have an empty name.
-    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + use<'a> {
-        let raw = self.raw;
-        let spans = self.spans;
-        (0..spans.len()).map(move |i| {
-            let s = spans.at(i);
-            (
-                &raw[s.line_start as usize..s.name_end as usize],
-                &raw[s.value_start as usize..s.value_end as usize],
-            )
-        })
+    pub fn headers(&self) -> Headers<'a> {
+        Headers {
+            raw: self.raw,
+            spans: self.spans,
+            next: 0,
+        }
     }
 
     /// Lines that are not `Name: value` headers: the output of a legacy `Response: Follows`,
@@ -228,7 +286,10 @@ impl<'a> FrameRef<'a> {
 
     /// Number of header lines, body lines included.
     pub fn header_count(&self) -> usize {
-        self.spans.len()
+        match self.spans {
+            Spans::Lazy => self.headers().count(),
+            _ => self.spans.len(),
+        }
     }
 
     /// Value of `Event:`.
@@ -261,6 +322,7 @@ impl<'a> FrameRef<'a> {
             start: 0,
             raw_len: self.raw.len(),
             spans_len: self.spans.len() * SPAN_BYTES,
+            lazy: matches!(self.spans, Spans::Lazy),
         }
     }
 
@@ -307,11 +369,14 @@ pub struct Frame {
     start: usize,
     raw_len: usize,
     spans_len: usize,
+    /// No index is stored: see `Spans::Lazy`.
+    lazy: bool,
 }
 
 impl PartialEq for Frame {
+    /// Same bytes and same headers (however each side stores its index).
     fn eq(&self, other: &Self) -> bool {
-        self.raw() == other.raw() && self.spans_bytes() == other.spans_bytes()
+        self.raw() == other.raw() && self.headers().eq(other.headers())
     }
 }
 
@@ -321,8 +386,8 @@ impl Eq for Frame {}
 #[derive(Debug, Default)]
 pub struct FrameBatch {
     buf: Vec<u8>,
-    /// Start, raw length and header count of each frame in `buf`.
-    frames: Vec<(usize, usize, usize)>,
+    /// Start, raw length, header index length (bytes) and laziness of each frame in `buf`.
+    frames: Vec<(usize, usize, usize, bool)>,
 }
 
 impl FrameBatch {
@@ -331,8 +396,12 @@ impl FrameBatch {
         let start = self.buf.len();
         self.buf.reserve(frame.encoded_len());
         frame.encode_into(&mut self.buf);
-        self.frames
-            .push((start, frame.raw.len(), frame.spans.len()));
+        self.frames.push((
+            start,
+            frame.raw.len(),
+            frame.spans.len() * SPAN_BYTES,
+            matches!(frame.spans, Spans::Lazy),
+        ));
     }
 
     /// Number of frames pushed since the last [`FrameBatch::finish`].
@@ -352,11 +421,12 @@ impl FrameBatch {
         let frames = self
             .frames
             .drain(..)
-            .map(|(start, raw_len, spans)| Frame {
+            .map(|(start, raw_len, spans_len, lazy)| Frame {
                 buf: Arc::clone(&buf),
                 start,
                 raw_len,
-                spans_len: spans * SPAN_BYTES,
+                spans_len,
+                lazy,
             })
             .collect();
         frames
@@ -388,7 +458,11 @@ impl Frame {
     pub fn as_ref(&self) -> FrameRef<'_> {
         FrameRef {
             raw: self.raw(),
-            spans: Spans::Encoded(self.spans_bytes()),
+            spans: if self.lazy {
+                Spans::Lazy
+            } else {
+                Spans::Encoded(self.spans_bytes())
+            },
         }
     }
 
@@ -514,6 +588,9 @@ pub struct Decoder {
     spans: Vec<Span>,
     /// Stream offset of `buf[0]`, for error messages.
     base_offset: u64,
+    /// Searchers for the end of a frame: "\n\r\n" and the bare-LF "\n\n".
+    crlf_end: memmem::Finder<'static>,
+    lf_end: memmem::Finder<'static>,
 }
 
 /// Spare bytes made available when the buffer has to grow.
@@ -530,6 +607,8 @@ impl Decoder {
             state: State::Boundary,
             spans: Vec::new(),
             base_offset: 0,
+            crlf_end: memmem::Finder::new(b"\n\r\n").into_owned(),
+            lf_end: memmem::Finder::new(b"\n\n").into_owned(),
         }
     }
 
@@ -656,8 +735,8 @@ impl Decoder {
                 }
             }
             if self.state == State::Frame {
-                if let Some(next) = self.scan_frame_lines() {
-                    return Some(self.finish_frame(next));
+                if let Some(next) = self.complete_frame_end() {
+                    return Some(self.finish_lazy(next));
                 }
             }
             let line_start = self.scan;
@@ -752,59 +831,51 @@ impl Decoder {
         }
     }
 
-    /// The hot path: header lines of a normal frame, consumed in one tight loop while they
-    /// are complete and within the limits. Returns the position after the frame's empty
-    /// line once the frame is complete; otherwise leaves `scan` at the first line it did not
-    /// take (partial, or over a limit) for the general path to handle and report.
-    fn scan_frame_lines(&mut self) -> Option<usize> {
-        let buf = &self.buf[..self.end];
-        let frame_end_limit = self.start.saturating_add(self.limits.max_frame);
-        let mut pos = self.scan;
-        let done = loop {
-            let Some((colon, newline)) = find_line(buf, pos) else {
-                break None;
-            };
-            let mut line_end = newline;
-            if line_end > pos && buf[line_end - 1] == b'\r' {
-                line_end -= 1;
-            }
-            let next = newline + 1;
-            if line_end - pos > self.limits.max_line {
-                break None;
-            }
-            if line_end == pos {
-                break Some(next);
-            }
-            if next > frame_end_limit || self.spans.len() >= self.limits.max_headers {
-                break None;
-            }
-            let rel = |p: usize| (p - self.start) as u32;
-            let span = match colon {
-                Some(c) => {
-                    let value_start = if c + 1 < line_end && buf[c + 1] == b' ' {
-                        c + 2
-                    } else {
-                        c + 1
-                    };
-                    Span {
-                        line_start: rel(pos),
-                        name_end: rel(c),
-                        value_start: rel(value_start),
-                        value_end: rel(line_end),
-                    }
-                }
-                None => Span {
-                    line_start: rel(pos),
-                    name_end: rel(pos),
-                    value_start: rel(pos),
-                    value_end: rel(line_end),
-                },
-            };
-            self.spans.push(span);
-            pos = next;
+    /// The hot path, for a normal frame whose first line was read: the end of the frame
+    /// (after its empty line) when the frame is complete in the buffer and certainly within
+    /// the limits. Two vectorised substring searches instead of a look at every line; the
+    /// lines are read later, only if someone asks (see `Spans::Lazy`). `None` leaves the
+    /// frame to the line-by-line path, which waits for more bytes or reports the limit.
+    fn complete_frame_end(&self) -> Option<usize> {
+        // `scan` starts a line inside the frame, so `buf[scan - 1]` ends the previous one;
+        // an empty line is "\r\n" or "\n" right after a '\n'.
+        let from = self.scan.checked_sub(1)?;
+        let hay = &self.buf[from..self.end];
+        let crlf = self.crlf_end.find(hay);
+        let lf = self.lf_end.find(&hay[..crlf.map_or(hay.len(), |p| p + 1)]);
+        let next = match (lf, crlf) {
+            (Some(p), _) => from + p + 2,
+            (None, Some(p)) => from + p + 3,
+            (None, None) => return None,
         };
-        self.scan = pos;
-        done
+        let len = next - self.start;
+        // A frame no longer than a line cannot hold an over-long line; one with fewer bytes
+        // than two per header line cannot hold too many of them.
+        if len > self.limits.max_frame || len > self.limits.max_line {
+            return None;
+        }
+        if len / 2 > self.limits.max_headers {
+            let raw = &self.buf[self.start..next];
+            let lines = raw.iter().filter(|&&b| b == b'\n').count();
+            if lines.saturating_sub(1) > self.limits.max_headers {
+                return None;
+            }
+        }
+        Some(next)
+    }
+
+    /// The frame that started at `self.start` is complete up to `next`; its lines are read
+    /// on demand.
+    fn finish_lazy(&mut self, next: usize) -> Item<'_> {
+        let frame_start = self.start;
+        self.start = next;
+        self.scan = next;
+        self.state = State::Boundary;
+        self.spans.clear();
+        Item::Frame(FrameRef {
+            raw: &self.buf[frame_start..next],
+            spans: Spans::Lazy,
+        })
     }
 
     fn frame_or_line_start(&self, line_start: usize) -> usize {
@@ -1116,6 +1187,60 @@ mod tests {
             }
         }
         items
+    }
+
+    fn header_lists(items: &[OwnedItem]) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+        items
+            .iter()
+            .map(|item| match item {
+                OwnedItem::Frame(f) => f.headers().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
+                other => panic!("not a frame: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lazy_frames_read_the_same_headers_as_indexed_ones() {
+        // Odd but legal lines: bare LF, no space or two spaces after the colon, colons in
+        // values, a colon-less body line, a lone '\r' inside a value, an empty name.
+        let input: &[u8] = b"Event: Newchannel\r\nChannel: PJSIP/101-0000002a\r\nExten:s\r\n\
+            AppData:  two spaces\r\nDuration: 01:02:03\r\nstray body line\r\n: empty name\r\n\
+            Value: a\rb\r\n\r\nEvent: Hangup\nCause: 16\n\nEvent: X\r\n\r\n";
+        // Default limits: every frame is found in one search and read lazily.
+        let lazy = decode_all(Limits::default(), [input.to_vec()]);
+        assert!(lazy
+            .iter()
+            .all(|i| matches!(i, OwnedItem::Frame(f) if f.lazy)));
+        // Lines up to 40 bytes but frames longer than that: the line-by-line path indexes.
+        let limits = Limits {
+            max_line: 40,
+            ..Limits::default()
+        };
+        let indexed = decode_all(limits, [input.to_vec()]);
+        assert!(matches!(&indexed[0], OwnedItem::Frame(f) if !f.lazy));
+        assert_eq!(header_lists(&lazy), header_lists(&indexed));
+        assert_eq!(lazy, indexed, "frames compare by bytes and headers");
+        assert_eq!(header_lists(&lazy)[1].len(), 2);
+        match &lazy[0] {
+            OwnedItem::Frame(f) => {
+                assert_eq!(f.header_count(), 8);
+                assert_eq!(f.get("Exten"), Some(&b"s"[..]));
+                assert_eq!(f.get("AppData"), Some(&b" two spaces"[..]));
+                assert_eq!(f.get("Duration"), Some(&b"01:02:03"[..]));
+                assert_eq!(f.get("Value"), Some(&b"a\rb"[..]));
+                // An empty name reads like a body line, as with an index.
+                assert_eq!(
+                    f.body_lines().collect::<Vec<_>>(),
+                    [&b"stray body line"[..], b"empty name"]
+                );
+            }
+            other => panic!("not a frame: {other:?}"),
+        }
+        // Split anywhere, the lazy path gives the same frames.
+        for seed in 1..50 {
+            let chunks = random_chunks(input, 17, seed);
+            assert_eq!(decode_all(Limits::default(), chunks), lazy, "seed {seed}");
+        }
     }
 
     /// Deterministic chunk sizes in `1..=max` (xorshift), so failures reproduce.

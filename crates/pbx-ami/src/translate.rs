@@ -14,6 +14,10 @@ use cti_core::{
     QueueName, Timestamp, Uniqueid,
 };
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 use crate::codec::{Frame, FrameRef};
 
 /// The events this module understands, chosen by the `Event` header alone.
@@ -354,6 +358,11 @@ impl<'a> Fields<'a> {
     }
 }
 
+static VOICEMAIL: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"VoiceMail"));
+static STASIS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Stasis"));
+static MIXMONITOR_FILENAME: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"MIXMONITOR_FILENAME"));
+
 /// A header value as text: valid UTF-8 (nearly everything) is copied as is; anything else
 /// (a cp1251 `CallerIDName`) is decoded lossily for display.
 fn owned_text(value: &[u8]) -> String {
@@ -374,14 +383,26 @@ pub fn translate_timed(frame: &FrameRef<'_>) -> Option<(PbxEvent, Option<Timesta
     // The two noisiest events matter only for a few values: look before reading every header.
     // Asterisk spells header names exactly, so an exact comparison is enough here.
     let exact = |name: &[u8]| frame.headers().find(|(n, _)| *n == name).map(|(_, v)| v);
+    // Before reading lines, one vectorised search of the raw bytes: a frame that does not
+    // even contain the wanted value cannot have it as a header (most of them).
+    let raw = frame.raw();
     match kind {
         Kind::Newexten => {
+            if VOICEMAIL.find(raw).is_none() && STASIS.find(raw).is_none() {
+                return None;
+            }
             let app = exact(b"Application")?;
             if app != b"VoiceMail" && app != b"Stasis" {
                 return None;
             }
         }
-        Kind::VarSet if exact(b"Variable")? != b"MIXMONITOR_FILENAME" => return None,
+        Kind::VarSet => {
+            if MIXMONITOR_FILENAME.find(raw).is_none()
+                || exact(b"Variable")? != b"MIXMONITOR_FILENAME"
+            {
+                return None;
+            }
+        }
         _ => {}
     }
     let f = Fields::read(frame);
