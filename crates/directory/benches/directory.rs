@@ -62,18 +62,18 @@ fn record(i: u64) -> CustomerRecord {
     CustomerRecord {
         id: i as i64 + 1,
         name: format!("{} {} {}", FIRST[n % 8], LAST[(n / 8) % 8], i),
-        responsible_extension: (i % 3 == 0).then(|| format!("{}", 100 + i % 200)),
+        responsible_extension: i.is_multiple_of(3).then(|| format!("{}", 100 + i % 200)),
         segment: Some(SEGMENTS[n % 4].to_owned()),
-        tags: if i % 10 == 0 {
+        tags: if i.is_multiple_of(10) {
             vec!["wholesale".into(), "priority".into()]
         } else {
             Vec::new()
         },
-        debtor: i % 50 == 0,
-        blacklisted: i % 1000 == 0,
+        debtor: i.is_multiple_of(50),
+        blacklisted: i.is_multiple_of(1000),
         region: Some(REGIONS[n % 5].to_owned()),
         language: None,
-        phones: if i % 5 == 0 {
+        phones: if i.is_multiple_of(5) {
             vec![phone(i), E164::from_u64(74_950_000_000 + i).expect("E.164")]
         } else {
             vec![phone(i)]
@@ -167,9 +167,9 @@ fn main() {
             let i = (k * 7_919) % n;
             // Every 10th caller is not in the directory; a third of the rest are dialled in
             // national format, so normalization through libphonenumber is measured too.
-            let caller = if k % 10 == 0 {
+            let caller = if k.is_multiple_of(10) {
                 format!("+7999{:07}", k)
-            } else if k % 3 == 0 {
+            } else if k.is_multiple_of(3) {
                 format!("8{}", &phone(i).digits()[1..])
             } else {
                 phone(i).to_string()

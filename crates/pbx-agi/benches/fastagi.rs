@@ -4,7 +4,7 @@
 //! SET VARIABLE → close.
 //!
 //! Run: `cargo bench -p pbx-agi --bench fastagi` (`FASTAGI_BENCH_CONCURRENCY`,
-//! `FASTAGI_BENCH_SESSIONS` per client).
+//! `FASTAGI_BENCH_SESSIONS` per client, `FASTAGI_BENCH_PAUSE_MS` between a client's sessions).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +57,12 @@ async fn session(addr: std::net::SocketAddr, env: &str) -> usize {
 
 fn main() {
     let concurrency: usize = std::env::var("FASTAGI_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    // Pause between one client's sessions: calls arrive spread out, not back to back; with 0
+    // the bench measures saturation throughput instead (latency is then queueing, 200/rate).
+    let pause_ms: u64 = std::env::var("FASTAGI_BENCH_PAUSE_MS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
@@ -115,7 +121,13 @@ fn main() {
         for c in 0..concurrency {
             clients.push(tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per_client);
+                // Stagger the clients over one pause so arrivals are spread evenly.
+                let offset = pause_ms * c as u64 / concurrency.max(1) as u64;
+                tokio::time::sleep(Duration::from_millis(offset)).await;
                 for s in 0..per_client {
+                    if s > 0 && pause_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                    }
                     let env = environment(&format!("+7916{:07}", (c * per_client + s) % 100_000));
                     let t = Instant::now();
                     let n = session(addr, &env).await;
@@ -133,7 +145,7 @@ fn main() {
         all.sort_unstable();
         let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
         println!(
-            "fastagi: {} sessions, {concurrency} concurrent, {:.0} sessions/s; round trip p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            "fastagi: {} sessions, {concurrency} clients, pause {pause_ms} ms, {:.0} sessions/s; round trip p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
             all.len(),
             all.len() as f64 / wall.as_secs_f64(),
             pct(0.5),

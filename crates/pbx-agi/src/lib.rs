@@ -332,8 +332,10 @@ where
         .write_all(&bytes)
         .await
         .map_err(|e| SessionEnd::Io(e.to_string()))?;
+    // A HANGUP in place of the reply ends the session: the reply that may still follow is
+    // not worth waiting for, since nothing more will be sent on a dead channel.
     let reply = tokio::time::timeout(settings.reply_timeout, async {
-        loop {
+        {
             let line = read_line(reader, settings.max_line).await?;
             if line == "HANGUP" {
                 return Err(SessionEnd::HungUp);
@@ -354,10 +356,10 @@ where
                     }
                 }
             }
-            return Err(SessionEnd::Garbage(format!(
+            Err(SessionEnd::Garbage(format!(
                 "not an AGI reply: {}",
                 excerpt(&line)
-            )));
+            )))
         }
     })
     .await;
