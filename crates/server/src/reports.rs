@@ -162,7 +162,7 @@ struct ReportParams {
 
 /// A validated report period.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Period {
+pub struct Period {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
 }
@@ -319,12 +319,11 @@ pub(crate) struct StatusTimes {
 
 /// Reads status time of `period` (open spans count up to `now`), per user.
 pub(crate) async fn status_times(
-    state: &AppState,
+    storage: &storage::Storage,
     period: Period,
     now: DateTime<Utc>,
 ) -> Result<StatusTimes, ApiError> {
-    let rows = state
-        .storage
+    let rows = storage
         .report_status_time(period.from, period.to, now)
         .await?;
     let mut by_user: HashMap<storage::UserId, (ActivitySums, BTreeMap<String, i64>)> =
@@ -357,27 +356,19 @@ pub(crate) async fn status_times(
 /// Activity (status time plus agents' talk) and callbacks of the whole period: the parts of
 /// the KPIs that do not come from call rows. Shared with the dashboard.
 pub(crate) async fn activity_and_callbacks(
-    state: &AppState,
+    storage: &storage::Storage,
     period: Period,
     now: DateTime<Utc>,
 ) -> Result<(ActivitySums, CallbackSums), ApiError> {
     let mut activity = ActivitySums::default();
-    for (user_activity, _) in status_times(state, period, now).await?.by_user.values() {
+    for (user_activity, _) in status_times(storage, period, now).await?.by_user.values() {
         activity.merge(user_activity);
     }
-    for agent in state
-        .storage
-        .report_agent_calls(period.from, period.to)
-        .await?
-    {
+    for agent in storage.report_agent_calls(period.from, period.to).await? {
         activity.agent_talk_ms += agent.talk_ms;
     }
     let mut callbacks = CallbackSums::default();
-    for row in state
-        .storage
-        .report_callbacks(period.from, period.to)
-        .await?
-    {
+    for row in storage.report_callbacks(period.from, period.to).await? {
         add_callbacks(&mut callbacks, &row);
     }
     Ok((activity, callbacks))
@@ -470,7 +461,7 @@ async fn kpis_report(
     let (activity, callbacks) = if filtered {
         (ActivitySums::default(), CallbackSums::default())
     } else {
-        activity_and_callbacks(&state, period, now).await?
+        activity_and_callbacks(&state.storage, period, now).await?
     };
     let mut groups: BTreeMap<Option<String>, KpiSums> = BTreeMap::new();
     let mut total = KpiSums::default();
@@ -583,7 +574,7 @@ async fn per_agent_activity(
     period: Period,
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, (ActivitySums, CallbackSums)>, ApiError> {
-    let statuses = status_times(state, period, now).await?;
+    let statuses = status_times(&state.storage, period, now).await?;
     let talk: HashMap<String, i64> = state
         .storage
         .report_agent_calls(period.from, period.to)
@@ -797,7 +788,7 @@ async fn agents_report(
         .iter()
         .filter_map(|r| r.key.clone().map(|k| (k, sums_of(r))))
         .collect();
-    let statuses = status_times(&state, period, now).await?;
+    let statuses = status_times(&state.storage, period, now).await?;
     let callbacks: HashMap<Option<storage::UserId>, storage::CallbackRow> = state
         .storage
         .report_callbacks(period.from, period.to)

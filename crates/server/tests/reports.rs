@@ -848,3 +848,95 @@ async fn fixture_small() -> Small {
         state: server::AppState::new(storage, Arc::new(server::Metrics::new())),
     }
 }
+
+#[tokio::test]
+async fn dashboard_window_counters_equal_the_report_of_the_same_window() {
+    let f = fixture().await;
+    let config = server::dashboard::DashboardConfig {
+        windows_minutes: vec![15, 60],
+        // 08:00 local (UTC+3) is 05:00Z.
+        shift_starts_min: vec![8 * 60, 20 * 60],
+        ..Default::default()
+    };
+    let dashboard = server::dashboard::Dashboard::start(
+        f.state.storage.clone(),
+        f.state.cti.clone(),
+        f.state.reports.clone(),
+        config,
+    );
+    // The pipeline's batches: the whole day, in order.
+    for chunk in f.effects.chunks(500) {
+        dashboard.publish(chunk.to_vec()).await;
+    }
+    let now = at(13 * 3600 + 7 * 60);
+    let frame = dashboard.snapshot_at(now.timestamp_micros()).await;
+    let windows = frame["windows"].as_array().unwrap();
+    assert_eq!(
+        windows
+            .iter()
+            .map(|w| w["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["15m", "60m", "shift"]
+    );
+    assert_eq!(
+        windows[2]["from_us"].as_i64().unwrap(),
+        at(5 * 3600).timestamp_micros()
+    );
+    for window in windows {
+        let from = DateTime::from_timestamp_micros(window["from_us"].as_i64().unwrap()).unwrap();
+        let q = format!("from={}&to={}", from.to_rfc3339(), now.to_rfc3339()).replace('+', "%2B");
+        let report = get_json(&f, &format!("/api/v1/reports/kpis?group=total&{q}")).await;
+        assert!(window["kpis"]["offered"].as_i64().unwrap() > 0, "{window}");
+        assert_eq!(window["kpis"], report["total"], "window {}", window["name"]);
+        // Per queue too.
+        let by_queue = get_json(&f, &format!("/api/v1/reports/kpis?group=queue&{q}")).await;
+        for row in by_queue["rows"].as_array().unwrap() {
+            let live = window["queues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["queue"] == row["key"])
+                .unwrap_or_else(|| panic!("queue {} in the dashboard", row["key"]));
+            assert_eq!(live["kpis"]["offered"], row["offered"]);
+            assert_eq!(live["kpis"]["service_level"], row["service_level"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn dashboard_shows_callers_waiting_in_a_queue() {
+    let f = fixture_small().await;
+    let (effects, _) = simulated_day();
+    let dashboard = server::dashboard::Dashboard::start(
+        f.state.storage.clone(),
+        f.state.cti.clone(),
+        f.state.reports.clone(),
+        Default::default(),
+    );
+    // Up to the first call that enters a queue, and not further.
+    let queued = effects
+        .iter()
+        .position(|(_, e)| {
+            matches!(
+                e,
+                Effect::CallUpdated {
+                    reason: cti_core::UpdateReason::Queued,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let (at_queued, _) = effects[queued];
+    dashboard.publish(effects[..=queued].to_vec()).await;
+    let frame = dashboard
+        .snapshot_at(at_queued.as_micros() + 12_000_000)
+        .await;
+    let queues = frame["queues"].as_array().unwrap();
+    let waiting: Vec<&Value> = queues
+        .iter()
+        .filter(|q| q["waiting"].as_i64() == Some(1))
+        .collect();
+    assert_eq!(waiting.len(), 1, "{queues:?}");
+    assert!((waiting[0]["longest_wait_s"].as_f64().unwrap() - 12.0).abs() < 1e-6);
+    assert_eq!(frame["calls_in_progress"].as_i64().unwrap() >= 1, true);
+}
