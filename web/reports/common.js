@@ -217,7 +217,9 @@
   function barChart(labels, series, opts) {
     const width = (opts && opts.width) || 720, height = (opts && opts.height) || 240;
     const pad = { l: 40, r: 10, t: 24, b: 40 };
-    const max = Math.max(1, ...series.flatMap((s) => s.values.map((v) => v || 0)));
+    // Integer ticks: four equal steps of a whole number, so small counts do not repeat labels.
+    const top = Math.max(1, ...series.flatMap((s) => s.values.map((v) => v || 0)));
+    const max = Math.ceil(top / 4) * 4;
     const plotW = width - pad.l - pad.r, plotH = height - pad.t - pad.b;
     const groupW = plotW / Math.max(1, labels.length);
     const barW = Math.max(1, (groupW * 0.8) / series.length);
