@@ -12,7 +12,9 @@
 //! What this is not: a faithful emulation of the products. Each fake keeps just enough state
 //! to check, record by record, what a connector sent.
 
+pub mod amocrm;
 pub mod bitrix24;
 mod faults;
+pub mod webhook;
 
 pub use faults::{Fault, Faults};
