@@ -15,6 +15,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod cti;
+pub mod crm;
+pub mod insight;
+
 /// The whole configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +38,27 @@ pub struct RawConfig {
     /// The telephone systems to connect to.
     #[serde(default)]
     pub pbx: RawPbx,
+    /// The operator panel: agent statuses, call control, sessions.
+    #[serde(default)]
+    pub cti: cti::RawCti,
+    /// The outbox that delivers calls to CRMs: retries, leases, dead letters.
+    #[serde(default)]
+    pub outbox: crm::RawOutbox,
+    /// Where calls are delivered: the built-in directory and CRM connectors.
+    #[serde(default)]
+    pub crm: crm::RawCrm,
+    /// Historical reports: local time, service level, campaigns, tariffs.
+    #[serde(default)]
+    pub reports: insight::RawReports,
+    /// The live supervisor dashboard: counter windows, shifts, alerts.
+    #[serde(default)]
+    pub dashboard: insight::RawDashboard,
+    /// The domain event stream out (NATS JetStream).
+    #[serde(default)]
+    pub events: insight::RawEvents,
+    /// `[routing]`: call routing rules and the FastAGI listener.
+    #[serde(default)]
+    pub routing: crate::routing::RawRouting,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +288,14 @@ pub struct Settings {
     pub log: RawLog,
     pub phone: RawPhone,
     pub asterisk: Vec<AsteriskSettings>,
+    pub cti: cti::CtiSettings,
+    pub crm: crm::CrmSettings,
+    pub reports: server::reports::ReportsConfig,
+    pub dashboard: insight::DashboardSettings,
+    /// `None` when `[events.nats]` is off.
+    pub nats: Option<insight::NatsSettings>,
+    /// Call routing; `None` when `[routing]` has no rules.
+    pub routing: Option<crate::routing::RoutingSettings>,
 }
 
 #[derive(Debug)]
@@ -513,7 +546,21 @@ impl RawConfig {
             });
         }
 
+        let cti = self
+            .cti
+            .resolve(&self.server.frame_ancestors, public_url.starts_with("https://"))?;
+        let crm = crm::resolve(self.crm, self.outbox, environment)?;
+        let reports = insight::resolve_reports(self.reports)?;
+        let dashboard = insight::resolve_dashboard(self.dashboard)?;
+        let nats = insight::resolve_nats(self.events.nats, environment)?;
+        let routing = crate::routing::resolve(self.routing)?;
         Ok(Settings {
+            routing,
+            cti,
+            crm,
+            reports,
+            dashboard,
+            nats,
             server: ServerSettings {
                 listen,
                 public_url,
@@ -611,6 +658,15 @@ impl Settings {
         let _ = writeln!(out, "log.level = {}", self.log.level);
         let _ = writeln!(out, "log.format = {:?}", self.log.format);
         let _ = writeln!(out, "phone.default_region = {}", self.phone.default_region);
+        if let Some(routing) = &self.routing {
+            let listen = routing.listen.map_or("off".to_owned(), |a| a.to_string());
+            let _ = writeln!(
+                out,
+                "routing: {} rules, fastagi = {listen}, budget_ms = {}",
+                routing.router.config().rules.len(),
+                routing.service.budget.as_millis()
+            );
+        }
         for pbx in &self.asterisk {
             let _ = writeln!(
                 out,

@@ -3,6 +3,7 @@
 //! AMI on a loopback port, the real AMI client and call tracker connected to it, and the HTTP
 //! server. Everything is thrown away on Ctrl-C.
 
+mod control;
 mod seed;
 
 use std::collections::HashMap;
@@ -25,6 +26,17 @@ pub struct DemoArgs {
     /// Keep the demo database in this directory instead of a temporary one.
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
+    /// For test harnesses: serve a control endpoint on this loopback address (start scripted
+    /// calls, read the simulator's QueuePause and Originate logs).
+    #[arg(long)]
+    control: Option<SocketAddr>,
+    /// For test harnesses: once running, write the panel URL, the control URL and the demo
+    /// accounts with their passwords to this file as JSON.
+    #[arg(long)]
+    ready_file: Option<std::path::PathBuf>,
+    /// Seconds of automatic after-call work after each call.
+    #[arg(long, default_value_t = 30)]
+    after_call_work_secs: u64,
 }
 
 /// The AMI account the embedded simulator accepts; it never leaves the loopback interface.
@@ -96,6 +108,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             drop_events: vec![],
             tracker: cti_core::TrackerConfig::default(),
         }],
+        cti: demo_cti(args.after_call_work_secs)?,
+        // The demo delivers to the built-in directory only (callback tasks for missed calls).
+        crm: crate::config::crm::resolve(Default::default(), Default::default(), &|_| None)?,
+        reports: crate::config::insight::resolve_reports(Default::default())?,
+        dashboard: crate::config::insight::resolve_dashboard(Default::default())?,
+        nats: None,
+        routing: Some(crate::routing::demo_settings()?),
     };
 
     let storage = crate::serve::open_storage(&settings).await?;
@@ -132,6 +151,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
     });
 
+    let control = match args.control {
+        Some(addr) => Some(control::start(addr, simulator.handle().clone()).await?),
+        None => None,
+    };
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, &settings, control, &passwords)?;
+    }
     print_banner(&settings, &passwords, &db_path, ami_addr, started.elapsed());
     crate::shutdown_signal().await;
     let _ = stop_tx.send(true);
@@ -149,6 +175,54 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         println!("Demo stopped; its database stays in {}.", data_dir.display());
     }
+    Ok(())
+}
+
+/// The panel settings of the demo: the simulated Asterisk's dialplan (phones are
+/// `Local/<ext>@agents/nm`, transfers go to `<ext>@internal`, outside numbers to `outbound`).
+fn demo_cti(after_call_work_secs: u64) -> anyhow::Result<crate::config::cti::CtiSettings> {
+    let raw = crate::config::cti::RawCti {
+        phone_channel: "Local/{extension}@agents/nm".to_owned(),
+        after_call_work_secs,
+        after_call_work_max_secs: after_call_work_secs.max(600),
+        line_instructions: vec![crate::config::cti::RawLineInstruction {
+            line: "+18005550100".to_owned(),
+            text: "Sales line: offer the spring discount.".to_owned(),
+        }],
+        ..crate::config::cti::RawCti::default()
+    };
+    Ok(raw.resolve(&["'self'".to_owned()], false)?)
+}
+
+fn write_ready_file(
+    path: &std::path::Path,
+    settings: &Settings,
+    control: Option<SocketAddr>,
+    passwords: &[(&'static str, String)],
+) -> anyhow::Result<()> {
+    let accounts: Vec<_> = passwords
+        .iter()
+        .map(|(login, password)| {
+            let user = seed::USERS.iter().find(|u| u.login == *login);
+            serde_json::json!({
+                "login": login,
+                "password": password,
+                "role": user.map(|u| u.role),
+                "extensions": user.map(|u| u.extensions.to_vec()),
+            })
+        })
+        .collect();
+    let ready = serde_json::json!({
+        "url": settings.server.public_url,
+        "panel": format!("{}/panel/", settings.server.public_url),
+        "control": control.map(|c| format!("http://{c}")),
+        "accounts": accounts,
+    });
+    // Written whole, then renamed, so a harness polling for the file never reads half of it.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&ready)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -241,7 +315,8 @@ fn print_banner(
     }
     println!();
     println!("  Open:");
-    println!("    {url}/api/v1/calls    call records as they happen");
+    println!("    {url}/panel/          the operator panel (log in as an agent above)");
+    println!("    {url}/api/v1/calls    call records as they happen (after logging in)");
     println!("    {url}/metrics         Prometheus metrics");
     println!("    {url}/healthz         liveness, {url}/readyz readiness");
     println!();

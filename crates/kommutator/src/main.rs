@@ -3,10 +3,15 @@
 //! them down cleanly. It holds no domain logic of its own.
 
 mod config;
+mod crm;
+mod cti;
 mod demo;
+mod insight;
 mod logging;
 mod pipeline;
 mod replay;
+mod route_cli;
+mod routing;
 mod serve;
 mod users;
 
@@ -60,6 +65,11 @@ enum Command {
     },
     /// Feed a raw AMI capture through the codec and the call tracker and print the call records.
     Replay(replay::ReplayArgs),
+    /// Explain or simulate call routing with the configured rules.
+    Route {
+        #[command(subcommand)]
+        command: route_cli::RouteCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,6 +95,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(args) => replay::run(args),
+        Command::Route { command } => {
+            let config = match &command {
+                route_cli::RouteCommand::Explain { config, .. }
+                | route_cli::RouteCommand::Simulate { config, .. } => config.clone(),
+            };
+            let settings = load_settings(&config)?;
+            init_logging(&settings, log_format, Some(log_level.as_deref().unwrap_or("warn")))?;
+            runtime()?.block_on(route_cli::run(command, settings))
+        }
         Command::Serve { config } => {
             let settings = load_settings(&config)?;
             init_logging(&settings, log_format, log_level.as_deref())?;

@@ -72,13 +72,45 @@ impl Running {
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let metrics = Arc::new(server::Metrics::new());
+        let hub = server::cti::Hub::start(storage.clone(), settings.cti.hub.clone());
+        let reports = Arc::new(settings.reports.clone());
+        let dashboard = crate::insight::start_dashboard(settings, storage.clone(), &hub, &reports);
+        let (taps, nats_task) = crate::insight::Taps::start(settings, &dashboard, stop.clone());
         let mut tasks = Vec::new();
+        if let Some(task) = nats_task {
+            tasks.push(("events", task));
+        }
+        let crm = crate::crm::start(settings, storage.clone(), &metrics, stop.clone())
+            .context("cannot start the CRM connectors")?;
+        tasks.extend(crm.tasks);
+        let routing = match &settings.routing {
+            Some(routing) => {
+                let started = crate::routing::start(
+                    routing,
+                    storage.clone(),
+                    Arc::new(directory::DecisionLog::default()),
+                    stop.clone(),
+                )
+                .context("cannot start call routing")?;
+                tasks.extend(started.tasks);
+                Some(started.service)
+            }
+            None => None,
+        };
         for pbx in &settings.asterisk {
-            let handle = crate::pipeline::start_asterisk(pbx, storage.clone(), &metrics, stop.clone())
+            let handle = crate::pipeline::start_asterisk(pbx, storage.clone(), &metrics, &hub, crm.plan.clone(), taps.for_pbx(&pbx.name), stop.clone())
                 .with_context(|| format!("cannot start the AMI connection to {}", pbx.name))?;
             tasks.push(("asterisk", handle));
         }
-        let state = server::AppState { storage, metrics };
+        let state = server::AppState {
+            storage,
+            metrics,
+            cti: hub,
+            auth: Arc::new(server::auth::Auth::new(settings.cti.auth.clone())),
+            reports: reports.clone(),
+            dashboard: dashboard.clone(),
+            routing,
+        };
         let mut server_stop = stop;
         tasks.push((
             "http",

@@ -7,9 +7,14 @@
 //! on `127.0.0.1:0`. Tests that need no socket call [`app`] with `tower::ServiceExt::oneshot`.
 
 mod api;
+pub mod auth;
+pub mod cti;
+pub mod dashboard;
 mod error;
 pub mod metrics;
+mod outbox_api;
 pub mod password;
+pub mod reports;
 pub mod route;
 
 use std::future::Future;
@@ -33,6 +38,35 @@ pub use metrics::Metrics;
 pub struct AppState {
     pub storage: storage::Storage,
     pub metrics: Arc<Metrics>,
+    /// The CTI hub (panel events, agent presence, call control).
+    pub cti: cti::Hub,
+    /// Sessions and login limits.
+    pub auth: Arc<auth::Auth>,
+    /// How historical reports compute and label their numbers.
+    pub reports: Arc<reports::ReportsConfig>,
+    /// The live supervisor dashboard.
+    pub dashboard: dashboard::Dashboard,
+    /// Call routing for `POST /api/v1/route`; `None` when routing is off.
+    pub routing: Option<Arc<directory::RoutingService>>,
+}
+
+impl AppState {
+    /// State with a CTI hub on default settings and default auth settings (tests, tools).
+    /// Needs a tokio runtime (the hub is a task).
+    pub fn new(storage: storage::Storage, metrics: Arc<Metrics>) -> Self {
+        let cti = cti::Hub::start(storage.clone(), cti::CtiConfig::default());
+        let reports = Arc::new(reports::ReportsConfig::default());
+        let (storage_for_dashboard, hub_for_dashboard) = (storage.clone(), cti.clone());
+        Self {
+            storage,
+            metrics,
+            cti,
+            auth: Arc::new(auth::Auth::new(auth::AuthSettings::default())),
+            reports: reports.clone(),
+            dashboard: dashboard::Dashboard::start(storage_for_dashboard, hub_for_dashboard, reports, dashboard::DashboardConfig::default()),
+            routing: None,
+        }
+    }
 }
 
 /// The header that carries the request id in and out (generated when the client sent none).
@@ -57,12 +91,40 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .nest("/api/v1", api::router())
+        .merge(cti::panel_router())
+        .merge(reports::page_router())
+        .merge(dashboard::page_router())
+        .nest("/api/v1", api_router(&state))
+        .merge(routing_router(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
+}
+
+/// `POST /api/v1/route` when routing is on. It answers with customer names and segments,
+/// so it sits behind [`auth::require_auth`] like the rest of `/api/v1`.
+fn routing_router(state: &AppState) -> Router<AppState> {
+    match &state.routing {
+        Some(service) => route::router(service.clone())
+            .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_auth)),
+        None => Router::new(),
+    }
+}
+
+/// Every `/api/v1` route. All but login sit behind [`auth::require_auth`]: add new routes
+/// to the `protected` router so they are authenticated too.
+fn api_router(state: &AppState) -> Router<AppState> {
+    let protected = api::router()
+        .merge(auth::protected_router())
+        .merge(cti::rest_router())
+        .merge(cti::ws_router())
+        .merge(reports::router())
+        .merge(dashboard::router())
+        .merge(outbox_api::router())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_auth));
+    protected.merge(auth::router())
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then finishes the requests in
@@ -72,8 +134,12 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+    // Client addresses feed the per-address login limit.
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
         .await
 }
 
