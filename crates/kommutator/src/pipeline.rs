@@ -35,7 +35,11 @@ pub fn start_asterisk(
     pbx: &AsteriskSettings,
     storage: storage::Storage,
     metrics: &Arc<server::Metrics>,
+    hub: &server::cti::Hub,
+    plan: Arc<outbox::PlanContext>,
+    taps: crate::insight::PbxTaps,
     stop: watch::Receiver<bool>,
+    routing: Option<Arc<directory::DecisionLog>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut config = AmiClientConfig::new(&pbx.host, pbx.port, &pbx.username, pbx.secret.expose());
     config.auth = match pbx.auth {
@@ -55,8 +59,13 @@ pub fn start_asterisk(
     let tracker = CallTracker::new(pbx.tracker.clone());
     let source = pbx.name.clone();
     let (effects_tx, effects_rx) = mpsc::channel(WRITER_QUEUE);
-    let writer = tokio::spawn(write_effects(storage, source.clone(), effects_rx));
-    let tracker_task = tokio::spawn(track(tracker, updates, effects_tx, source.clone()));
+    let writer = tokio::spawn(write_effects(storage, source.clone(), plan, effects_rx, routing));
+    // The client handle stays with the hub, which sends the panel's commands through it.
+    let control = crate::cti::AmiControl::new(client.clone());
+    let attach_hub = hub.clone();
+    let attach_name = source.clone();
+    tokio::spawn(async move { attach_hub.attach_pbx(&attach_name, control).await });
+    let tracker_task = tokio::spawn(track(tracker, updates, effects_tx, source.clone(), hub.clone(), taps));
     let mut client_stop = stop;
     let client_task = tokio::spawn(task.run(async move {
         let _ = client_stop.wait_for(|stop| *stop).await;
@@ -102,6 +111,8 @@ async fn track(
     mut updates: mpsc::Receiver<AmiUpdate>,
     effects: mpsc::Sender<Vec<(Timestamp, Effect)>>,
     source: String,
+    hub: server::cti::Hub,
+    mut taps: crate::insight::PbxTaps,
 ) {
     // The tracker's clock follows the PBX's event timestamps; `clock` remembers the last one
     // for frames that carry none (and for ticks, which use the wall clock).
@@ -109,16 +120,22 @@ async fn track(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let batch = tokio::select! {
+        let (batch, hub_items) = tokio::select! {
             update = updates.recv() => match update {
                 Some(update) => apply_update(&mut tracker, update, &mut clock, &source),
                 None => break,
             },
             _ = tick.tick() => {
                 let at = now();
-                tracker.tick(at).into_iter().map(|effect| (at, effect)).collect()
+                let batch: Vec<_> = tracker.tick(at).into_iter().map(|effect| (at, effect)).collect();
+                let items = batch.iter().map(|(at, e)| server::cti::HubItem::Effect(*at, e.clone())).collect();
+                (batch, items)
             }
         };
+        // The panel first (a screen pop must not wait for the database), then storage.
+        hub.publish(&source, now().as_micros(), hub_items).await;
+        // Then the dashboard and the event stream (both bounded, neither blocks for long).
+        taps.publish(&batch).await;
         if !batch.is_empty() && effects.send(batch).await.is_err() {
             tracing::error!(pbx = %source, "The call writer stopped; call records are no longer stored.");
             break;
@@ -131,18 +148,11 @@ fn apply_update(
     update: AmiUpdate,
     clock: &mut Timestamp,
     source: &str,
-) -> Vec<(Timestamp, Effect)> {
+) -> (Vec<(Timestamp, Effect)>, Vec<server::cti::HubItem>) {
     match update {
-        AmiUpdate::Events(frames) => {
-            let mut effects = Vec::new();
-            for frame in &frames {
-                for effect in translate::apply_frame(tracker, &frame.as_ref(), clock) {
-                    effects.push((*clock, effect));
-                }
-            }
-            effects
-        }
-        AmiUpdate::Resynced { session, channels, .. } => {
+        AmiUpdate::Events(frames) => crate::cti::apply_frames(tracker, &frames, clock),
+        AmiUpdate::Resynced { session, channels, queue_status, .. } => {
+            let mut items = crate::cti::resync_items(&channels, &queue_status);
             let at = now();
             let effects: Vec<_> = tracker
                 .apply(translate::resync_event(&channels), at)
@@ -156,15 +166,16 @@ fn apply_update(
                 open_calls = tracker.open_calls(),
                 "Resynchronised with Asterisk."
             );
-            effects
+            items.extend(effects.iter().map(|(at, e)| server::cti::HubItem::Effect(*at, e.clone())));
+            (effects, items)
         }
         AmiUpdate::Connected { session, banner } => {
             tracing::info!(pbx = %source, session, banner = %banner, "Connected to Asterisk.");
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
         AmiUpdate::Disconnected { session, reason } => {
             tracing::warn!(pbx = %source, session, reason = %reason, "Lost the AMI connection; reconnecting.");
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
         AmiUpdate::ConnectFailed { reason, retry_in } => {
             tracing::warn!(
@@ -173,29 +184,37 @@ fn apply_update(
                 retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
                 "Cannot connect to Asterisk; retrying."
             );
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     }
 }
 
 /// Stores effects in order. Each batch becomes one transaction per call it touches: the
 /// latest snapshot of the call row plus the timeline events the batch added to it.
-async fn write_effects(storage: storage::Storage, source: String, mut effects: mpsc::Receiver<Vec<(Timestamp, Effect)>>) {
+async fn write_effects(
+    storage: storage::Storage,
+    source: String,
+    plan: Arc<outbox::PlanContext>,
+    mut effects: mpsc::Receiver<Vec<(Timestamp, Effect)>>,
+    routing: Option<Arc<directory::DecisionLog>>,
+) {
     let mut sequence = EventSequence::new();
     while let Some(batch) = effects.recv().await {
         let mut pending = PendingWrites::default();
         for (at, effect) in batch {
             if let Effect::CallsMerged { survivor, absorbed } = &effect {
                 // Everything before the merge must be stored first: the merge moves it.
-                pending.flush(&storage, &source).await;
+                pending.flush(&storage, &source, routing.as_deref()).await;
                 let absorbed = storage::CallId::new(absorbed.to_string());
                 let survivor = storage::CallId::new(survivor.to_string());
                 retry_forever("merge two calls", || storage.merge_calls(&absorbed, &survivor)).await;
                 continue;
             }
             pending.add(at, &effect, &mut sequence);
+            // Outbox jobs go into the same transaction as the call snapshot that causes them.
+            pending.add_jobs(&effect, outbox::jobs_for(&effect, &plan, Utc::now()));
         }
-        pending.flush(&storage, &source).await;
+        pending.flush(&storage, &source, routing.as_deref()).await;
     }
 }
 
@@ -203,9 +222,22 @@ async fn write_effects(storage: storage::Storage, source: String, mut effects: m
 #[derive(Default)]
 struct PendingWrites {
     calls: Vec<(storage::CallId, Option<CallRecord>, Vec<storage::NewCallEvent>)>,
+    /// Outbox jobs per call, written with the call's snapshot.
+    jobs: HashMap<storage::CallId, Vec<storage::NewOutboxJob>>,
 }
 
 impl PendingWrites {
+    fn add_jobs(&mut self, effect: &Effect, jobs: Vec<storage::NewOutboxJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let (call_id, ..) = describe(Timestamp::from_micros(0), effect);
+        self.jobs
+            .entry(storage::CallId::new(call_id.to_string()))
+            .or_default()
+            .extend(jobs);
+    }
+
     fn add(&mut self, at: Timestamp, effect: &Effect, sequence: &mut EventSequence) {
         let (call_id, record, kind, at, data) = describe(at, effect);
         let call_id = storage::CallId::new(call_id.to_string());
@@ -227,17 +259,22 @@ impl PendingWrites {
         }
     }
 
-    async fn flush(&mut self, storage: &storage::Storage, source: &str) {
-        for (_, record, events) in self.calls.drain(..) {
+    async fn flush(&mut self, storage: &storage::Storage, source: &str, routing: Option<&directory::DecisionLog>) {
+        for (call_id, record, events) in self.calls.drain(..) {
+            let jobs = self.jobs.remove(&call_id).unwrap_or_default();
             match record {
                 Some(record) => {
-                    let call = new_call(&record, source);
+                    let mut call = new_call(&record, source);
+                    // The FastAGI/HTTP router filed its decision under the channel ids.
+                    if let Some(decision) = routing.and_then(|log| log.get(call.id.0.as_str())) {
+                        call.route_decision = Some(directory::service::decision_json(&decision));
+                    }
                     let agents = call_agents(&record);
                     let write = storage::CallWrite {
                         call: &call,
                         agents: &agents,
                         events: &events,
-                        jobs: &[],
+                        jobs: &jobs,
                     };
                     retry_forever("store a call", || storage.write_call(&write)).await;
                 }

@@ -98,7 +98,7 @@ impl Running {
             None => None,
         };
         for pbx in &settings.asterisk {
-            let handle = crate::pipeline::start_asterisk(pbx, storage.clone(), &metrics, &hub, crm.plan.clone(), taps.for_pbx(&pbx.name), stop.clone())
+            let handle = crate::pipeline::start_asterisk(pbx, storage.clone(), &metrics, &hub, crm.plan.clone(), taps.for_pbx(&pbx.name), stop.clone(), routing.as_ref().map(|r| r.log().clone()))
                 .with_context(|| format!("cannot start the AMI connection to {}", pbx.name))?;
             tasks.push(("asterisk", handle));
         }
