@@ -396,12 +396,11 @@ pub fn translate_timed(frame: &FrameRef<'_>) -> Option<(PbxEvent, Option<Timesta
                 return None;
             }
         }
-        Kind::VarSet => {
+        Kind::VarSet
             if MIXMONITOR_FILENAME.find(raw).is_none()
-                || exact(b"Variable")? != b"MIXMONITOR_FILENAME"
-            {
-                return None;
-            }
+                || exact(b"Variable")? != b"MIXMONITOR_FILENAME" =>
+        {
+            return None;
         }
         _ => {}
     }

@@ -90,7 +90,9 @@ async fn bench(host: String, port: u16, expect: Option<u64>) -> std::process::Ex
                             answered += u64::from(record.outcome == Some(Outcome::Answered));
                         }
                     }
-                    if frame.event() == Some(b"UserEvent")
+                    // The end marker, checked by prefix first: the bench's own bookkeeping
+                    // should not cost like a second consumer.
+                    if frame.raw().starts_with(b"Event: UserEvent\r\n")
                         && frame.get("UserEvent") == Some(b"BenchDone")
                     {
                         done = true;
