@@ -158,7 +158,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.ready_file {
         write_ready_file(path, &settings, control, &passwords)?;
     }
-    print_banner(&settings, &passwords, &db_path, ami_addr, started.elapsed());
+    print_banner(&settings, &passwords, &db_path, ami_addr, running.agi, started.elapsed());
     crate::shutdown_signal().await;
     let _ = stop_tx.send(true);
     if let Some(load) = load {
@@ -298,6 +298,7 @@ fn print_banner(
     passwords: &[(&'static str, String)],
     db_path: &std::path::Path,
     ami: SocketAddr,
+    agi: Option<SocketAddr>,
     elapsed: Duration,
 ) {
     let url = &settings.server.public_url;
@@ -321,6 +322,9 @@ fn print_banner(
     println!("    {url}/healthz         liveness, {url}/readyz readiness");
     println!();
     println!("  Simulated Asterisk (AMI) on {ami}; database {}", db_path.display());
+    if let Some(agi) = agi {
+        println!("  Call routing (FastAGI): AGI(agi://{agi}) from the dialplan; {url}/api/v1/route over HTTP");
+    }
     println!("  Press Ctrl-C to stop.");
     println!();
 }

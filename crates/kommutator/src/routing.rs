@@ -351,6 +351,8 @@ pub struct Started {
     pub service: Arc<RoutingService>,
     /// Directory refresh and FastAGI server.
     pub tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+    /// The FastAGI address actually bound (port 0 resolved), if a listener is configured.
+    pub agi_addr: Option<SocketAddr>,
 }
 
 /// Starts routing inside a tokio runtime: the directory (filled by
@@ -419,6 +421,7 @@ pub fn start(
             }),
         ));
     }
+    let mut agi_addr = None;
     if let Some(addr) = settings.listen {
         let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
             anyhow::anyhow!("cannot listen for FastAGI on {addr} ({e}); change routing.listen")
@@ -426,6 +429,7 @@ pub fn start(
         std_listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let bound = listener.local_addr()?;
+        agi_addr = Some(bound);
         let (service, mut stop) = (service.clone(), stop);
         tasks.push((
             "fastagi",
@@ -441,7 +445,11 @@ pub fn start(
         // The demo binds port 0: the log line is where the agi:// address is announced.
         tracing::info!(url = %format!("agi://{bound}"), "FastAGI routing is listening.");
     }
-    Ok(Started { service, tasks })
+    Ok(Started {
+        service,
+        tasks,
+        agi_addr,
+    })
 }
 
 /// The demo's routing: the seed rules, always open, FastAGI on a free loopback port.

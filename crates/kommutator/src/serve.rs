@@ -62,6 +62,8 @@ pub async fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
 /// The components of a running server, each a tokio task that stops when `stop` turns true.
 pub struct Running {
     tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+    /// Where FastAGI routing listens, when it is on (the demo prints it).
+    pub agi: Option<std::net::SocketAddr>,
 }
 
 impl Running {
@@ -83,6 +85,7 @@ impl Running {
         let crm = crate::crm::start(settings, storage.clone(), &metrics, stop.clone())
             .context("cannot start the CRM connectors")?;
         tasks.extend(crm.tasks);
+        let mut agi = None;
         let routing = match &settings.routing {
             Some(routing) => {
                 let started = crate::routing::start(
@@ -93,6 +96,7 @@ impl Running {
                 )
                 .context("cannot start call routing")?;
                 tasks.extend(started.tasks);
+                agi = started.agi_addr;
                 Some(started.service)
             }
             None => None,
@@ -123,7 +127,7 @@ impl Running {
                 }
             }),
         ));
-        Ok(Self { tasks })
+        Ok(Self { tasks, agi })
     }
 
     /// Waits for every task, giving up on those still running after `grace`.
