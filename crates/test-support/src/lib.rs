@@ -14,6 +14,7 @@
 
 pub mod amocrm;
 pub mod bitrix24;
+pub mod dynamics;
 mod faults;
 pub mod webhook;
 
