@@ -39,7 +39,7 @@ pub fn start_asterisk(
     plan: Arc<outbox::PlanContext>,
     taps: crate::insight::PbxTaps,
     stop: watch::Receiver<bool>,
-    routing: Option<Arc<directory::DecisionLog>>,
+    routing: Option<Arc<directory::RoutingService>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut config = AmiClientConfig::new(&pbx.host, pbx.port, &pbx.username, pbx.secret.expose());
     config.auth = match pbx.auth {
@@ -196,7 +196,7 @@ async fn write_effects(
     source: String,
     plan: Arc<outbox::PlanContext>,
     mut effects: mpsc::Receiver<Vec<(Timestamp, Effect)>>,
-    routing: Option<Arc<directory::DecisionLog>>,
+    routing: Option<Arc<directory::RoutingService>>,
 ) {
     let mut sequence = EventSequence::new();
     while let Some(batch) = effects.recv().await {
@@ -259,15 +259,25 @@ impl PendingWrites {
         }
     }
 
-    async fn flush(&mut self, storage: &storage::Storage, source: &str, routing: Option<&directory::DecisionLog>) {
+    async fn flush(&mut self, storage: &storage::Storage, source: &str, routing: Option<&directory::RoutingService>) {
         for (call_id, record, events) in self.calls.drain(..) {
             let jobs = self.jobs.remove(&call_id).unwrap_or_default();
             match record {
                 Some(record) => {
                     let mut call = new_call(&record, source);
                     // The FastAGI/HTTP router filed its decision under the channel ids.
-                    if let Some(decision) = routing.and_then(|log| log.get(call.id.0.as_str())) {
-                        call.route_decision = Some(directory::service::decision_json(&decision));
+                    if let Some(routing) = routing {
+                        if let Some(decision) = routing.log().get(call.id.0.as_str()) {
+                            call.route_decision = Some(directory::service::decision_json(&decision));
+                        }
+                        // "Last agent" routing: who talked to this customer, as soon as it is known.
+                        if let (Some(ended), Some(agent), Some(phone)) = (
+                            call.ended_at,
+                            call.answered_by.as_deref(),
+                            call.customer_number.as_deref().and_then(directory::phone::E164::parse),
+                        ) {
+                            routing.directory().record_agent(phone, agent, Timestamp::from_micros(ended.timestamp_micros()));
+                        }
                     }
                     let agents = call_agents(&record);
                     let write = storage::CallWrite {

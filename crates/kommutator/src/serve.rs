@@ -85,6 +85,23 @@ impl Running {
         let crm = crate::crm::start(settings, storage.clone(), &metrics, stop.clone())
             .context("cannot start the CRM connectors")?;
         tasks.extend(crm.tasks);
+        let hooks = crm.hooks;
+        if let Some(mut requests) = crm.click_to_call {
+            // Bitrix24's ONEXTERNALCALLSTART is received, verified and deduplicated, but not yet
+            // turned into an Originate: say so for every request instead of dropping it silently.
+            tasks.push((
+                "click-to-call",
+                tokio::spawn(async move {
+                    while let Some(request) = requests.recv().await {
+                        tracing::warn!(
+                            connector = %request.connector,
+                            extension = ?request.extension,
+                            "Click-to-call from the CRM is not executed: CRM-initiated originate is not wired to the PBX yet."
+                        );
+                    }
+                }),
+            ));
+        }
         let mut agi = None;
         let routing = match &settings.routing {
             Some(routing) => {
@@ -102,7 +119,7 @@ impl Running {
             None => None,
         };
         for pbx in &settings.asterisk {
-            let handle = crate::pipeline::start_asterisk(pbx, storage.clone(), &metrics, &hub, crm.plan.clone(), taps.for_pbx(&pbx.name), stop.clone(), routing.as_ref().map(|r| r.log().clone()))
+            let handle = crate::pipeline::start_asterisk(pbx, storage.clone(), &metrics, &hub, crm.plan.clone(), taps.for_pbx(&pbx.name), stop.clone(), routing.clone())
                 .with_context(|| format!("cannot start the AMI connection to {}", pbx.name))?;
             tasks.push(("asterisk", handle));
         }
@@ -122,7 +139,7 @@ impl Running {
                 let shutdown = async move {
                     let _ = server_stop.wait_for(|stop| *stop).await;
                 };
-                if let Err(err) = server::run(listener, state, shutdown).await {
+                if let Err(err) = server::run_with_routes(listener, state, hooks, shutdown).await {
                     tracing::error!(error = %err, "The HTTP server failed.");
                 }
             }),
