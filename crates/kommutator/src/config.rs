@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub mod cti;
 pub mod crm;
+pub mod cti;
 pub mod insight;
 
 /// The whole configuration file.
@@ -408,13 +408,15 @@ impl RawConfig {
         self,
         environment: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
-        let listen: SocketAddr = self.server.listen.parse().map_err(|_| invalid(
-            "server.listen",
-            format!(
-                "`{}` is not an address and port such as \"127.0.0.1:8080\"",
-                self.server.listen
-            ),
-        ))?;
+        let listen: SocketAddr = self.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!(
+                    "`{}` is not an address and port such as \"127.0.0.1:8080\"",
+                    self.server.listen
+                ),
+            )
+        })?;
         let public_url = match self.server.public_url {
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
                 url.trim_end_matches('/').to_owned()
@@ -448,7 +450,10 @@ impl RawConfig {
             ));
         }
         if self.storage.max_connections == 0 {
-            return Err(invalid("storage.max_connections", "must be at least 1".to_owned()));
+            return Err(invalid(
+                "storage.max_connections",
+                "must be at least 1".to_owned(),
+            ));
         }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid(
@@ -481,7 +486,10 @@ impl RawConfig {
                     format!("`{}` must be letters, digits, - or _", raw.name),
                 ));
             }
-            if asterisk.iter().any(|a: &AsteriskSettings| a.name == raw.name) {
+            if asterisk
+                .iter()
+                .any(|a: &AsteriskSettings| a.name == raw.name)
+            {
                 return Err(invalid(
                     &field("name"),
                     format!("`{}` is used by two [[pbx.asterisk]] tables", raw.name),
@@ -527,7 +535,9 @@ impl RawConfig {
                     "must be \"on\", \"off\" or a comma list of event classes".to_owned(),
                 ));
             }
-            raw.tracker.validate().map_err(|err| invalid(&field("tracker"), err.to_string()))?;
+            raw.tracker
+                .validate()
+                .map_err(|err| invalid(&field("tracker"), err.to_string()))?;
             asterisk.push(AsteriskSettings {
                 name: raw.name,
                 host: raw.host,
@@ -546,9 +556,10 @@ impl RawConfig {
             });
         }
 
-        let cti = self
-            .cti
-            .resolve(&self.server.frame_ancestors, public_url.starts_with("https://"))?;
+        let cti = self.cti.resolve(
+            &self.server.frame_ancestors,
+            public_url.starts_with("https://"),
+        )?;
         let crm = crm::resolve(self.crm, self.outbox, environment)?;
         let reports = insight::resolve_reports(self.reports)?;
         let dashboard = insight::resolve_dashboard(self.dashboard)?;
@@ -654,7 +665,11 @@ impl Settings {
             self.server.shutdown_grace.as_secs()
         );
         let _ = writeln!(out, "storage.url = {}", self.storage.masked_url());
-        let _ = writeln!(out, "storage.max_connections = {}", self.storage.max_connections);
+        let _ = writeln!(
+            out,
+            "storage.max_connections = {}",
+            self.storage.max_connections
+        );
         let _ = writeln!(out, "log.level = {}", self.log.level);
         let _ = writeln!(out, "log.format = {:?}", self.log.format);
         let _ = writeln!(out, "phone.default_region = {}", self.phone.default_region);

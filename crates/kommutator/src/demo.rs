@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::config::{AmiAuth, AsteriskSettings, RawLog, RawPhone, Secret, ServerSettings, Settings, StorageSettings};
+use crate::config::{
+    AmiAuth, AsteriskSettings, RawLog, RawPhone, Secret, ServerSettings, Settings, StorageSettings,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -129,7 +131,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .context("cannot open any port for the demo server")?
         }
     };
-    let local = listener.local_addr().context("cannot read the server address")?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the server address")?;
     let mut settings = settings;
     settings.server.listen = local;
     settings.server.public_url = format!("http://{local}");
@@ -158,7 +162,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.ready_file {
         write_ready_file(path, &settings, control, &passwords)?;
     }
-    print_banner(&settings, &passwords, &db_path, ami_addr, running.agi, started.elapsed());
+    print_banner(
+        &settings,
+        &passwords,
+        &db_path,
+        ami_addr,
+        running.agi,
+        started.elapsed(),
+    );
     crate::shutdown_signal().await;
     let _ = stop_tx.send(true);
     if let Some(load) = load {
@@ -173,7 +184,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.data_dir.is_none() {
         println!("Demo stopped; its temporary database is gone.");
     } else {
-        println!("Demo stopped; its database stays in {}.", data_dir.display());
+        println!(
+            "Demo stopped; its database stays in {}.",
+            data_dir.display()
+        );
     }
     Ok(())
 }
@@ -246,10 +260,12 @@ async fn seed(storage: &storage::Storage) -> anyhow::Result<Vec<(&'static str, S
                         .queues
                         .iter()
                         .flat_map(|queue| {
-                            user.extensions.iter().map(move |extension| storage::UserQueue {
-                                queue: (*queue).to_owned(),
-                                interface: format!("Local/{extension}@agents/nm"),
-                            })
+                            user.extensions
+                                .iter()
+                                .map(move |extension| storage::UserQueue {
+                                    queue: (*queue).to_owned(),
+                                    interface: format!("Local/{extension}@agents/nm"),
+                                })
                         })
                         .collect(),
                 },
@@ -266,7 +282,9 @@ async fn seed(storage: &storage::Storage) -> anyhow::Result<Vec<(&'static str, S
                 &storage::CustomerUpsert {
                     name: customer.name.clone(),
                     company: customer.company,
-                    responsible_user_id: customer.responsible_login.and_then(|login| user_ids.get(login).copied()),
+                    responsible_user_id: customer
+                        .responsible_login
+                        .and_then(|login| user_ids.get(login).copied()),
                     segment: customer.segment.map(str::to_owned),
                     tags: customer.tags.iter().map(|t| (*t).to_owned()).collect(),
                     blacklisted: customer.blacklisted,
@@ -303,7 +321,10 @@ fn print_banner(
 ) {
     let url = &settings.server.public_url;
     println!();
-    println!("Kommutator demo is running (started in {} ms).", elapsed.as_millis());
+    println!(
+        "Kommutator demo is running (started in {} ms).",
+        elapsed.as_millis()
+    );
     println!();
     println!("  Accounts (login / password / role / extension):");
     for (login, password) in passwords {
@@ -321,7 +342,10 @@ fn print_banner(
     println!("    {url}/metrics         Prometheus metrics");
     println!("    {url}/healthz         liveness, {url}/readyz readiness");
     println!();
-    println!("  Simulated Asterisk (AMI) on {ami}; database {}", db_path.display());
+    println!(
+        "  Simulated Asterisk (AMI) on {ami}; database {}",
+        db_path.display()
+    );
     if let Some(agi) = agi {
         println!("  Call routing (FastAGI): AGI(agi://{agi}) from the dialplan; {url}/api/v1/route over HTTP");
     }

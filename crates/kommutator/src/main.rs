@@ -101,7 +101,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 | route_cli::RouteCommand::Simulate { config, .. } => config.clone(),
             };
             let settings = load_settings(&config)?;
-            init_logging(&settings, log_format, Some(log_level.as_deref().unwrap_or("warn")))?;
+            init_logging(
+                &settings,
+                log_format,
+                Some(log_level.as_deref().unwrap_or("warn")),
+            )?;
             runtime()?.block_on(route_cli::run(command, settings))
         }
         Command::Serve { config } => {

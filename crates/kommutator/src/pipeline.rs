@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
-use cti_core::{CallRecord, CallTracker, Direction, Effect, Outcome, RingEnd, Timestamp, UpdateReason};
+use cti_core::{
+    CallRecord, CallTracker, Direction, Effect, Outcome, RingEnd, Timestamp, UpdateReason,
+};
 use pbx_ami::client::{AmiClientConfig, AmiUpdate, AuthMethod};
 use pbx_ami::translate;
 use tokio::sync::{mpsc, watch};
@@ -31,6 +33,8 @@ const WRITER_QUEUE: usize = 256;
 
 /// Starts the client, tracker and writer tasks for one PBX. The returned task ends once all
 /// three have stopped after `stop` turned true, with every received effect written.
+// Each argument is one sink or source of the pipeline; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn start_asterisk(
     pbx: &AsteriskSettings,
     storage: storage::Storage,
@@ -51,7 +55,11 @@ pub fn start_asterisk(
     config.action_timeout = pbx.action_timeout;
     config.reconnect_initial = pbx.reconnect_initial;
     config.reconnect_max = pbx.reconnect_max;
-    config.events_mask = if pbx.events == "on" { String::new() } else { pbx.events.clone() };
+    config.events_mask = if pbx.events == "on" {
+        String::new()
+    } else {
+        pbx.events.clone()
+    };
     config.drop_events = pbx.drop_events.clone();
     let (client, updates, task) = pbx_ami::client::client(config);
     register_ami_metrics(metrics, &pbx.name, client.metrics());
@@ -59,13 +67,26 @@ pub fn start_asterisk(
     let tracker = CallTracker::new(pbx.tracker.clone());
     let source = pbx.name.clone();
     let (effects_tx, effects_rx) = mpsc::channel(WRITER_QUEUE);
-    let writer = tokio::spawn(write_effects(storage, source.clone(), plan, effects_rx, routing));
+    let writer = tokio::spawn(write_effects(
+        storage,
+        source.clone(),
+        plan,
+        effects_rx,
+        routing,
+    ));
     // The client handle stays with the hub, which sends the panel's commands through it.
     let control = crate::cti::AmiControl::new(client.clone());
     let attach_hub = hub.clone();
     let attach_name = source.clone();
     tokio::spawn(async move { attach_hub.attach_pbx(&attach_name, control).await });
-    let tracker_task = tokio::spawn(track(tracker, updates, effects_tx, source.clone(), hub.clone(), taps));
+    let tracker_task = tokio::spawn(track(
+        tracker,
+        updates,
+        effects_tx,
+        source.clone(),
+        hub.clone(),
+        taps,
+    ));
     let mut client_stop = stop;
     let client_task = tokio::spawn(task.run(async move {
         let _ = client_stop.wait_for(|stop| *stop).await;
@@ -81,20 +102,47 @@ pub fn start_asterisk(
     }))
 }
 
-fn register_ami_metrics(metrics: &server::Metrics, pbx: &str, ami: Arc<pbx_ami::client::AmiMetrics>) {
+fn register_ami_metrics(
+    metrics: &server::Metrics,
+    pbx: &str,
+    ami: Arc<pbx_ami::client::AmiMetrics>,
+) {
     use std::sync::atomic::{AtomicU64, Ordering};
     type Field = fn(&pbx_ami::client::AmiMetrics) -> &AtomicU64;
     let counters: [(&str, &str, Field); 6] = [
-        ("ami_events_in", "AMI event frames received", |m| &m.events_in),
-        ("ami_frames_delivered", "AMI frames handed to the call tracker", |m| &m.frames_delivered),
-        ("ami_frames_filtered", "AMI frames dropped by drop_events", |m| &m.frames_dropped_by_filter),
-        ("ami_decode_errors", "Malformed or oversized AMI frames skipped", |m| &m.decode_errors),
-        ("ami_reconnects", "AMI reconnect attempts", |m| &m.reconnects),
-        ("ami_bytes_in", "Bytes read from AMI sockets", |m| &m.bytes_in),
+        ("ami_events_in", "AMI event frames received", |m| {
+            &m.events_in
+        }),
+        (
+            "ami_frames_delivered",
+            "AMI frames handed to the call tracker",
+            |m| &m.frames_delivered,
+        ),
+        (
+            "ami_frames_filtered",
+            "AMI frames dropped by drop_events",
+            |m| &m.frames_dropped_by_filter,
+        ),
+        (
+            "ami_decode_errors",
+            "Malformed or oversized AMI frames skipped",
+            |m| &m.decode_errors,
+        ),
+        ("ami_reconnects", "AMI reconnect attempts", |m| {
+            &m.reconnects
+        }),
+        ("ami_bytes_in", "Bytes read from AMI sockets", |m| {
+            &m.bytes_in
+        }),
     ];
     for (name, help, field) in counters {
         let ami = ami.clone();
-        metrics.counter_fn(name, help, &[("pbx", pbx)], Box::new(move || field(&ami).load(Ordering::Relaxed)));
+        metrics.counter_fn(
+            name,
+            help,
+            &[("pbx", pbx)],
+            Box::new(move || field(&ami).load(Ordering::Relaxed)),
+        );
     }
 }
 
@@ -151,7 +199,12 @@ fn apply_update(
 ) -> (Vec<(Timestamp, Effect)>, Vec<server::cti::HubItem>) {
     match update {
         AmiUpdate::Events(frames) => crate::cti::apply_frames(tracker, &frames, clock),
-        AmiUpdate::Resynced { session, channels, queue_status, .. } => {
+        AmiUpdate::Resynced {
+            session,
+            channels,
+            queue_status,
+            ..
+        } => {
             let mut items = crate::cti::resync_items(&channels, &queue_status);
             let at = now();
             let effects: Vec<_> = tracker
@@ -166,7 +219,11 @@ fn apply_update(
                 open_calls = tracker.open_calls(),
                 "Resynchronised with Asterisk."
             );
-            items.extend(effects.iter().map(|(at, e)| server::cti::HubItem::Effect(*at, e.clone())));
+            items.extend(
+                effects
+                    .iter()
+                    .map(|(at, e)| server::cti::HubItem::Effect(*at, e.clone())),
+            );
             (effects, items)
         }
         AmiUpdate::Connected { session, banner } => {
@@ -207,7 +264,10 @@ async fn write_effects(
                 pending.flush(&storage, &source, routing.as_deref()).await;
                 let absorbed = storage::CallId::new(absorbed.to_string());
                 let survivor = storage::CallId::new(survivor.to_string());
-                retry_forever("merge two calls", || storage.merge_calls(&absorbed, &survivor)).await;
+                retry_forever("merge two calls", || {
+                    storage.merge_calls(&absorbed, &survivor)
+                })
+                .await;
                 continue;
             }
             pending.add(at, &effect, &mut sequence);
@@ -221,7 +281,11 @@ async fn write_effects(
 /// The writes one batch of effects causes, grouped by call in first-seen order.
 #[derive(Default)]
 struct PendingWrites {
-    calls: Vec<(storage::CallId, Option<CallRecord>, Vec<storage::NewCallEvent>)>,
+    calls: Vec<(
+        storage::CallId,
+        Option<CallRecord>,
+        Vec<storage::NewCallEvent>,
+    )>,
     /// Outbox jobs per call, written with the call's snapshot.
     jobs: HashMap<storage::CallId, Vec<storage::NewOutboxJob>>,
 }
@@ -259,7 +323,12 @@ impl PendingWrites {
         }
     }
 
-    async fn flush(&mut self, storage: &storage::Storage, source: &str, routing: Option<&directory::RoutingService>) {
+    async fn flush(
+        &mut self,
+        storage: &storage::Storage,
+        source: &str,
+        routing: Option<&directory::RoutingService>,
+    ) {
         for (call_id, record, events) in self.calls.drain(..) {
             let jobs = self.jobs.remove(&call_id).unwrap_or_default();
             match record {
@@ -268,15 +337,22 @@ impl PendingWrites {
                     // The FastAGI/HTTP router filed its decision under the channel ids.
                     if let Some(routing) = routing {
                         if let Some(decision) = routing.log().get(call.id.0.as_str()) {
-                            call.route_decision = Some(directory::service::decision_json(&decision));
+                            call.route_decision =
+                                Some(directory::service::decision_json(&decision));
                         }
                         // "Last agent" routing: who talked to this customer, as soon as it is known.
                         if let (Some(ended), Some(agent), Some(phone)) = (
                             call.ended_at,
                             call.answered_by.as_deref(),
-                            call.customer_number.as_deref().and_then(directory::phone::E164::parse),
+                            call.customer_number
+                                .as_deref()
+                                .and_then(directory::phone::E164::parse),
                         ) {
-                            routing.directory().record_agent(phone, agent, Timestamp::from_micros(ended.timestamp_micros()));
+                            routing.directory().record_agent(
+                                phone,
+                                agent,
+                                Timestamp::from_micros(ended.timestamp_micros()),
+                            );
                         }
                     }
                     let agents = call_agents(&record);
@@ -291,7 +367,8 @@ impl PendingWrites {
                 // Agent events of a call whose row an earlier batch wrote.
                 None => {
                     for event in &events {
-                        retry_forever("store a call event", || storage.append_call_event(event)).await;
+                        retry_forever("store a call event", || storage.append_call_event(event))
+                            .await;
                     }
                 }
             }
@@ -301,19 +378,40 @@ impl PendingWrites {
 
 /// What an effect adds to its call's timeline: (call, new snapshot if any, kind, time, details).
 /// `now` is the PBX time at which the tracker produced the effect.
-fn describe(now: Timestamp, effect: &Effect) -> (&cti_core::CallId, Option<&CallRecord>, &'static str, Timestamp, serde_json::Value) {
+fn describe(
+    now: Timestamp,
+    effect: &Effect,
+) -> (
+    &cti_core::CallId,
+    Option<&CallRecord>,
+    &'static str,
+    Timestamp,
+    serde_json::Value,
+) {
     use serde_json::json;
     match effect {
-        Effect::CallStarted(record) => (&record.call_id, Some(record), "started", record.started_at, json!({})),
+        Effect::CallStarted(record) => (
+            &record.call_id,
+            Some(record),
+            "started",
+            record.started_at,
+            json!({}),
+        ),
         Effect::CallUpdated { record, reason } => {
             let at = match reason {
                 UpdateReason::Answered => record.answered_at.unwrap_or(record.started_at),
-                UpdateReason::Transferred => record.transfers.last().map_or(record.started_at, |t| t.at),
+                UpdateReason::Transferred => {
+                    record.transfers.last().map_or(record.started_at, |t| t.at)
+                }
                 _ => record.started_at,
             };
             let data = match reason {
-                UpdateReason::Answered => json!({ "agent": record.answered_by.as_ref().map(ToString::to_string) }),
-                UpdateReason::Queued => json!({ "queue": record.queue.as_ref().map(ToString::to_string) }),
+                UpdateReason::Answered => {
+                    json!({ "agent": record.answered_by.as_ref().map(ToString::to_string) })
+                }
+                UpdateReason::Queued => {
+                    json!({ "queue": record.queue.as_ref().map(ToString::to_string) })
+                }
                 UpdateReason::Transferred => json!({
                     "to": record.transfers.last().map(|t| t.to.clone()),
                     "kind": record.transfers.last().map(|t| t.kind.as_str()),
@@ -323,7 +421,13 @@ fn describe(now: Timestamp, effect: &Effect) -> (&cti_core::CallId, Option<&Call
                 }),
                 _ => json!({}),
             };
-            (&record.call_id, Some(record), update_kind(*reason), at, data)
+            (
+                &record.call_id,
+                Some(record),
+                update_kind(*reason),
+                at,
+                data,
+            )
         }
         Effect::CallEnded(record) => (
             &record.call_id,
@@ -332,23 +436,49 @@ fn describe(now: Timestamp, effect: &Effect) -> (&cti_core::CallId, Option<&Call
             record.ended_at.unwrap_or(record.started_at),
             json!({ "outcome": record.outcome.map(Outcome::as_str), "degraded": record.degraded }),
         ),
-        Effect::AgentRinging { call_id, agent, queue } => (
+        Effect::AgentRinging {
+            call_id,
+            agent,
+            queue,
+        } => (
             call_id,
             None,
             "agent_ringing",
             now,
             json!({ "agent": agent.to_string(), "queue": queue.as_ref().map(ToString::to_string) }),
         ),
-        Effect::AgentRingEnded { call_id, agent, how } => (
+        Effect::AgentRingEnded {
+            call_id,
+            agent,
+            how,
+        } => (
             call_id,
             None,
             "agent_ring_ended",
             now,
             json!({ "agent": agent.to_string(), "how": ring_end(*how) }),
         ),
-        Effect::AgentConnected { call_id, agent } => (call_id, None, "agent_connected", now, json!({ "agent": agent.to_string() })),
-        Effect::AgentDisconnected { call_id, agent } => (call_id, None, "agent_disconnected", now, json!({ "agent": agent.to_string() })),
-        Effect::CallsMerged { survivor, absorbed } => (survivor, None, "merged", now, json!({ "absorbed": absorbed.to_string() })),
+        Effect::AgentConnected { call_id, agent } => (
+            call_id,
+            None,
+            "agent_connected",
+            now,
+            json!({ "agent": agent.to_string() }),
+        ),
+        Effect::AgentDisconnected { call_id, agent } => (
+            call_id,
+            None,
+            "agent_disconnected",
+            now,
+            json!({ "agent": agent.to_string() }),
+        ),
+        Effect::CallsMerged { survivor, absorbed } => (
+            survivor,
+            None,
+            "merged",
+            now,
+            json!({ "absorbed": absorbed.to_string() }),
+        ),
     }
 }
 
@@ -424,8 +554,14 @@ fn new_call(record: &CallRecord, source: &str) -> storage::NewCall {
         started_at: to_datetime(record.started_at),
         answered_at: record.answered_at.map(to_datetime),
         ended_at: record.ended_at.map(to_datetime),
-        outcome: record.outcome.and_then(|o| storage::Outcome::parse(o.as_str())),
-        answered_by: record.agent.as_ref().or(record.answered_by.as_ref()).map(ToString::to_string),
+        outcome: record
+            .outcome
+            .and_then(|o| storage::Outcome::parse(o.as_str())),
+        answered_by: record
+            .agent
+            .as_ref()
+            .or(record.answered_by.as_ref())
+            .map(ToString::to_string),
         agent_user_id: None,
         wait_ms: record.wait_us / 1000,
         talk_ms: record.talk_us / 1000,
@@ -443,24 +579,28 @@ fn new_call(record: &CallRecord, source: &str) -> storage::NewCall {
 fn call_agents(record: &CallRecord) -> Vec<storage::CallAgent> {
     let mut agents: HashMap<String, storage::CallAgent> = HashMap::new();
     for extension in &record.agents_rang {
-        agents.entry(extension.to_string()).or_insert_with(|| storage::CallAgent {
-            extension: extension.to_string(),
-            user_id: None,
-            rang_at: None,
-            answered_at: None,
-            talk_ms: 0,
-            outcome: "rang".to_owned(),
-        });
+        agents
+            .entry(extension.to_string())
+            .or_insert_with(|| storage::CallAgent {
+                extension: extension.to_string(),
+                user_id: None,
+                rang_at: None,
+                answered_at: None,
+                talk_ms: 0,
+                outcome: "rang".to_owned(),
+            });
     }
     for segment in &record.segments {
-        let agent = agents.entry(segment.agent.to_string()).or_insert_with(|| storage::CallAgent {
-            extension: segment.agent.to_string(),
-            user_id: None,
-            rang_at: None,
-            answered_at: None,
-            talk_ms: 0,
-            outcome: "answered".to_owned(),
-        });
+        let agent = agents
+            .entry(segment.agent.to_string())
+            .or_insert_with(|| storage::CallAgent {
+                extension: segment.agent.to_string(),
+                user_id: None,
+                rang_at: None,
+                answered_at: None,
+                talk_ms: 0,
+                outcome: "answered".to_owned(),
+            });
         agent.outcome = "answered".to_owned();
         if agent.answered_at.is_none() {
             agent.answered_at = Some(to_datetime(segment.start));
@@ -485,4 +625,3 @@ fn ring_end(how: RingEnd) -> &'static str {
         RingEnd::Failed => "failed",
     }
 }
-

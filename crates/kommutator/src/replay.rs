@@ -400,6 +400,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 fn write_table(out: &mut impl Write, records: &[CallRecord]) -> std::io::Result<()> {
+    // The header goes through the row format so the columns line up.
+    #[allow(clippy::write_literal)]
     writeln!(
         out,
         "{:<22} {:<8} {:<16} {:<14} {:<9} {:<5} {:<12} {:<8} {:>6} {:>6} {:>6} {:<16} {}",

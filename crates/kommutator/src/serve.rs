@@ -19,7 +19,7 @@ pub async fn open_storage(settings: &Settings) -> anyhow::Result<storage::Storag
     };
     let storage = storage::Storage::connect_with(settings.storage.url.expose(), &pool)
         .await
-    .with_context(|| format!("cannot open the database {masked} (check storage.url)"))?;
+        .with_context(|| format!("cannot open the database {masked} (check storage.url)"))?;
     storage
         .migrate()
         .await
@@ -119,8 +119,17 @@ impl Running {
             None => None,
         };
         for pbx in &settings.asterisk {
-            let handle = crate::pipeline::start_asterisk(pbx, storage.clone(), &metrics, &hub, crm.plan.clone(), taps.for_pbx(&pbx.name), stop.clone(), routing.clone())
-                .with_context(|| format!("cannot start the AMI connection to {}", pbx.name))?;
+            let handle = crate::pipeline::start_asterisk(
+                pbx,
+                storage.clone(),
+                &metrics,
+                &hub,
+                crm.plan.clone(),
+                taps.for_pbx(&pbx.name),
+                stop.clone(),
+                routing.clone(),
+            )
+            .with_context(|| format!("cannot start the AMI connection to {}", pbx.name))?;
             tasks.push(("asterisk", handle));
         }
         let state = server::AppState {
@@ -159,7 +168,10 @@ impl Running {
                 }
                 Ok(Err(_)) => {}
                 Err(_) => {
-                    tracing::warn!(component = name, "A component did not stop in time; aborting it.");
+                    tracing::warn!(
+                        component = name,
+                        "A component did not stop in time; aborting it."
+                    );
                     abort.abort();
                 }
             }

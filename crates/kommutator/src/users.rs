@@ -97,10 +97,14 @@ pub async fn run(command: UserCommand) -> anyhow::Result<()> {
             let storage = open(&config).await?;
             let users = storage.list_users().await.context("cannot list users")?;
             storage.close().await;
-            println!(
-                "{:<16} {:<11} {:<24} {:<12} {}",
-                "LOGIN", "ROLE", "NAME", "EXTENSIONS", "STATE"
-            );
+            // The header goes through the row format so the columns line up.
+            #[allow(clippy::print_literal)]
+            {
+                println!(
+                    "{:<16} {:<11} {:<24} {:<12} {}",
+                    "LOGIN", "ROLE", "NAME", "EXTENSIONS", "STATE"
+                );
+            }
             for user in users {
                 println!(
                     "{:<16} {:<11} {:<24} {:<12} {}",
@@ -125,7 +129,9 @@ pub async fn run(command: UserCommand) -> anyhow::Result<()> {
                 .get_user_by_login(&login)
                 .await
                 .context("cannot look up the user")?
-                .with_context(|| format!("there is no user `{login}`: see `kommutator user list`"))?;
+                .with_context(|| {
+                    format!("there is no user `{login}`: see `kommutator user list`")
+                })?;
             storage
                 .set_password_hash(user.id, Some(&hash), chrono::Utc::now())
                 .await

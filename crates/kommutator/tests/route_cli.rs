@@ -74,8 +74,18 @@ fn explain_prints_route_and_reason_for_stored_customers() {
     let out = kommutator(&["migrate", "--config", config]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = kommutator(&[
-        "user", "add", "--config", config, "--login", "anna", "--name", "Anna", "--role", "agent",
-        "--extension", "101",
+        "user",
+        "add",
+        "--config",
+        config,
+        "--login",
+        "anna",
+        "--name",
+        "Anna",
+        "--role",
+        "agent",
+        "--extension",
+        "101",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
@@ -84,10 +94,16 @@ fn explain_prints_route_and_reason_for_stored_customers() {
         let storage = storage::Storage::connect(&db).await.unwrap();
         let mut spam = customer("Spammer", "+79160000001");
         spam.blacklisted = true;
-        storage.upsert_customer(&spam, chrono::Utc::now()).await.unwrap();
+        storage
+            .upsert_customer(&spam, chrono::Utc::now())
+            .await
+            .unwrap();
         let mut vip = customer("Romashka", "+79160000005");
         vip.segment = Some("vip".to_owned());
-        storage.upsert_customer(&vip, chrono::Utc::now()).await.unwrap();
+        storage
+            .upsert_customer(&vip, chrono::Utc::now())
+            .await
+            .unwrap();
         storage.close().await;
     });
 
@@ -100,13 +116,36 @@ fn explain_prints_route_and_reason_for_stored_customers() {
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{from}: {}", text(&out.stderr));
         let first = stdout.lines().next().unwrap_or_default().to_lowercase();
-        assert!(first.starts_with("route:") && first.contains(route), "{from}: {stdout}");
+        assert!(
+            first.starts_with("route:") && first.contains(route),
+            "{from}: {stdout}"
+        );
         assert!(stdout.contains(rule), "{from}: {stdout}");
         assert!(stdout.contains("reason:"), "{from}: {stdout}");
     }
     // The VIP rule raises the priority of the default queue; the anonymous caller does not.
-    let vip = text(&kommutator(&["route", "explain", "--from", "+79160000005", "--config", config]).stdout);
-    let other = text(&kommutator(&["route", "explain", "--from", "+79169999999", "--config", config]).stdout);
+    let vip = text(
+        &kommutator(&[
+            "route",
+            "explain",
+            "--from",
+            "+79160000005",
+            "--config",
+            config,
+        ])
+        .stdout,
+    );
+    let other = text(
+        &kommutator(&[
+            "route",
+            "explain",
+            "--from",
+            "+79169999999",
+            "--config",
+            config,
+        ])
+        .stdout,
+    );
     assert_ne!(vip.lines().next(), other.lines().next(), "{vip}\n{other}");
 }
 
@@ -120,5 +159,8 @@ fn check_config_names_the_broken_rule() {
     let out = kommutator(&["check-config", config.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("collections") && stderr.contains("queue"), "{stderr}");
+    assert!(
+        stderr.contains("collections") && stderr.contains("queue"),
+        "{stderr}"
+    );
 }

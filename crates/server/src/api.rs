@@ -105,9 +105,12 @@ struct CallEventDto {
 
 async fn list_calls(
     State(state): State<AppState>,
+    axum::Extension(auth): axum::Extension<crate::auth::AuthUser>,
     Query(query): Query<CallQuery>,
 ) -> Result<Json<CallPageDto>, ApiError> {
     let filter = storage::CallFilter {
+        // Agents are served only the calls they rang for or talked on.
+        involving_user_id: (!auth.sees_everything()).then_some(auth.user.id),
         from: query.from.as_deref().map(|t| parse_time("from", t)).transpose()?,
         to: query.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
         extension: query.agent,
@@ -152,19 +155,25 @@ async fn list_calls(
     Ok(Json(CallPageDto {
         calls: page.calls.into_iter().map(call_dto).collect(),
         next: page.next.map(|cursor| {
-            format!("{}~{}", cursor.started_at.timestamp_micros(), cursor.id.as_str())
+            format!(
+                "{}~{}",
+                cursor.started_at.timestamp_micros(),
+                cursor.id.as_str()
+            )
         }),
     }))
 }
 
 async fn get_call(
     State(state): State<AppState>,
+    axum::Extension(auth): axum::Extension<crate::auth::AuthUser>,
     Path(id): Path<String>,
 ) -> Result<Json<CallDetailDto>, ApiError> {
     let detail = state
         .storage
         .get_call(&storage::CallId::new(id.clone()))
         .await?
+        .filter(|detail| auth.sees_everything() || crate::cti::call_involves(detail, &auth.user))
         .ok_or_else(|| ApiError::NotFound(format!("there is no call `{id}`")))?;
     Ok(Json(CallDetailDto {
         call: call_dto(detail.call),
@@ -238,7 +247,8 @@ fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 fn parse_cursor(text: &str) -> Result<storage::CallCursor, ApiError> {
-    let bad = || ApiError::BadRequest("cursor is not a `next` value from a previous page".to_owned());
+    let bad =
+        || ApiError::BadRequest("cursor is not a `next` value from a previous page".to_owned());
     let (micros, id) = text.split_once('~').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
     Ok(storage::CallCursor {

@@ -379,7 +379,7 @@ async fn run(
             },
             _ = tick.tick() => {
                 let now_us = crate::cti::wall_micros();
-                if n_ticks % slow_every == 0 {
+                if n_ticks.is_multiple_of(slow_every) {
                     live.refresh_storage_parts(now_us).await;
                     live.prune(now_us);
                 }

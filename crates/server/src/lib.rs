@@ -27,7 +27,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -63,7 +65,12 @@ impl AppState {
             cti,
             auth: Arc::new(auth::Auth::new(auth::AuthSettings::default())),
             reports: reports.clone(),
-            dashboard: dashboard::Dashboard::start(storage_for_dashboard, hub_for_dashboard, reports, dashboard::DashboardConfig::default()),
+            dashboard: dashboard::Dashboard::start(
+                storage_for_dashboard,
+                hub_for_dashboard,
+                reports,
+                dashboard::DashboardConfig::default(),
+            ),
             routing: None,
         }
     }
@@ -96,7 +103,10 @@ pub fn app(state: AppState) -> Router {
         .merge(dashboard::page_router())
         .nest("/api/v1", api_router(&state))
         .merge(routing_router(&state))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
@@ -107,8 +117,9 @@ pub fn app(state: AppState) -> Router {
 /// so it sits behind [`auth::require_auth`] like the rest of `/api/v1`.
 fn routing_router(state: &AppState) -> Router<AppState> {
     match &state.routing {
-        Some(service) => route::router(service.clone())
-            .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_auth)),
+        Some(service) => route::router(service.clone()).route_layer(
+            axum::middleware::from_fn_with_state(state.clone(), auth::require_auth),
+        ),
         None => Router::new(),
     }
 }
@@ -123,7 +134,10 @@ fn api_router(state: &AppState) -> Router<AppState> {
         .merge(reports::router())
         .merge(dashboard::router())
         .merge(outbox_api::router())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_auth));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ));
     protected.merge(auth::router())
 }
 
@@ -134,13 +148,26 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with_routes(listener, state, Router::new(), shutdown).await
+}
+
+/// [`run`] plus routes other components own (e.g. inbound CRM webhooks under `/hooks`), which
+/// authenticate their callers themselves.
+pub async fn run_with_routes(
+    listener: TcpListener,
+    state: AppState,
+    extra: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // Client addresses feed the per-address login limit.
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app(state)
+            .merge(extra)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-        .await
+    .await
 }
 
 /// Liveness: the process is up and serving. Never touches storage, so a slow database does not
@@ -156,11 +183,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "Readiness check failed: storage is not reachable.");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("storage unavailable: {err}\n")).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("storage unavailable: {err}\n"),
+            )
+                .into_response()
         }
         Err(_) => {
             tracing::warn!("Readiness check failed: storage did not answer within 1 s.");
-            (StatusCode::SERVICE_UNAVAILABLE, "storage did not answer within 1 s\n").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage did not answer within 1 s\n",
+            )
+                .into_response()
         }
     }
 }

@@ -43,8 +43,14 @@ pub type ReadValue = Box<dyn Fn() -> u64 + Send + Sync>;
 
 #[derive(Default)]
 struct ReadOnScrape {
-    /// Metric name → (help, is_counter, one reader per label set).
-    metrics: Mutex<BTreeMap<String, (String, bool, Vec<(Vec<(String, String)>, ReadValue)>)>>,
+    metrics: Mutex<BTreeMap<String, ScrapedMetric>>,
+}
+
+/// One metric name read at scrape time: its help, its type and one reader per label set.
+struct ScrapedMetric {
+    help: String,
+    is_counter: bool,
+    series: Vec<(Vec<(String, String)>, ReadValue)>,
 }
 
 impl std::fmt::Debug for ReadOnScrape {
@@ -56,16 +62,35 @@ impl std::fmt::Debug for ReadOnScrape {
 impl Collector for SharedReadOnScrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let metrics = self.0.metrics.lock().unwrap_or_else(|p| p.into_inner());
-        for (name, (help, is_counter, series)) in metrics.iter() {
+        for (
+            name,
+            ScrapedMetric {
+                help,
+                is_counter,
+                series,
+            },
+        ) in metrics.iter()
+        {
             if *is_counter {
-                let mut family = encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+                let mut family = encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    ConstCounter::new(0u64).metric_type(),
+                )?;
                 for (labels, read) in series {
                     ConstCounter::new(read()).encode(family.encode_family(labels)?)?;
                 }
             } else {
-                let mut family = encoder.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+                let mut family = encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    ConstGauge::new(0i64).metric_type(),
+                )?;
                 for (labels, read) in series {
-                    ConstGauge::new(i64::try_from(read()).unwrap_or(i64::MAX)).encode(family.encode_family(labels)?)?;
+                    ConstGauge::new(i64::try_from(read()).unwrap_or(i64::MAX))
+                        .encode(family.encode_family(labels)?)?;
                 }
             }
         }
@@ -129,7 +154,14 @@ impl Metrics {
         self.add_read_on_scrape(name, help, false, labels, read);
     }
 
-    fn add_read_on_scrape(&self, name: &str, help: &str, is_counter: bool, labels: &[(&str, &str)], read: ReadValue) {
+    fn add_read_on_scrape(
+        &self,
+        name: &str,
+        help: &str,
+        is_counter: bool,
+        labels: &[(&str, &str)],
+        read: ReadValue,
+    ) {
         let mut metrics = self
             .read_on_scrape
             .metrics
@@ -137,12 +169,16 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner());
         let entry = metrics
             .entry(name.to_owned())
-            .or_insert_with(|| (help.to_owned(), is_counter, Vec::new()));
+            .or_insert_with(|| ScrapedMetric {
+                help: help.to_owned(),
+                is_counter,
+                series: Vec::new(),
+            });
         let labels = labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        entry.2.push((labels, read));
+        entry.series.push((labels, read));
     }
 
     pub(crate) fn http_request(&self, method: &str, route: &str, status: u16) {

@@ -469,7 +469,7 @@ async fn kpis_report(
         let sums = sums_of(row);
         total.merge(&sums);
         let key = match group_name.as_str() {
-            "day" => row.bucket.map(|d| day_label(d)),
+            "day" => row.bucket.map(day_label),
             "week" => row.bucket.map(|d| day_label(d - (d + 3).rem_euclid(7))),
             "month" => row.bucket.map(|d| day_label(d)[..7].to_owned()),
             "hour" | "weekday" => row.bucket.map(|b| b.to_string()),

@@ -887,7 +887,11 @@ async fn dashboard_window_counters_equal_the_report_of_the_same_window() {
         let q = format!("from={}&to={}", from.to_rfc3339(), now.to_rfc3339()).replace('+', "%2B");
         let report = get_json(&f, &format!("/api/v1/reports/kpis?group=total&{q}")).await;
         assert!(window["kpis"]["offered"].as_i64().unwrap() > 0, "{window}");
-        assert_same_kpis(&window["kpis"], &report["total"], window["name"].as_str().unwrap());
+        assert_same_kpis(
+            &window["kpis"],
+            &report["total"],
+            window["name"].as_str().unwrap(),
+        );
         // Per queue too.
         let by_queue = get_json(&f, &format!("/api/v1/reports/kpis?group=queue&{q}")).await;
         for row in by_queue["rows"].as_array().unwrap() {
@@ -947,12 +951,19 @@ fn assert_same_kpis(live: &Value, report: &Value, what: &str) {
     let (Value::Object(live), Value::Object(report)) = (live, report) else {
         panic!("{what}: not objects");
     };
-    assert_eq!(live.keys().collect::<Vec<_>>(), report.keys().collect::<Vec<_>>(), "{what}");
+    assert_eq!(
+        live.keys().collect::<Vec<_>>(),
+        report.keys().collect::<Vec<_>>(),
+        "{what}"
+    );
     for (key, want) in report {
         let got = &live[key];
         match (got.as_i64(), want.as_i64(), got.as_f64(), want.as_f64()) {
             (Some(g), Some(w), _, _) => assert_eq!(g, w, "{what}: {key}"),
-            (_, _, Some(g), Some(w)) => assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{what}: {key} {g} != {w}"),
+            (_, _, Some(g), Some(w)) => assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+                "{what}: {key} {g} != {w}"
+            ),
             _ => assert_eq!(got, want, "{what}: {key}"),
         }
     }

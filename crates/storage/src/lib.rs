@@ -7,6 +7,21 @@
 //! `FOR UPDATE SKIP LOCKED`, starting write transactions) are chosen per backend in one place.
 //! Timestamps are stored as microseconds since the Unix epoch, UTC; JSON documents as text.
 //!
+//! Tables: `calls`, `call_agents`, `call_events` (the timeline); `users`, `user_extensions`,
+//! `user_queues`, `api_tokens`, `sessions`, `agent_status_history`; `customers`,
+//! `customer_phones`; `tasks`; `outbox`, `crm_tokens`.
+//!
+//! Invariants the schema enforces on both backends:
+//! - an extension belongs to at most one user; a login is unique;
+//! - a call's timeline has at most one event per `seq`, so replays append nothing twice;
+//! - at most one open task of a kind per customer (or per number for unknown callers);
+//! - an outbox idempotency key exists once, whatever its status;
+//! - a user has at most one open status span.
+//!
+//! Migrations are append-only: a released file is never edited (sqlx checks its checksum);
+//! schema changes add `NNNN_name.sql` to both directories, and a suite test proves the two
+//! dialects still produce the same tables, columns and indexes.
+//!
 //! What this crate is not: it holds no domain logic and does not depend on `cti-core`. Its row
 //! and DTO structs are plain data; the tracker, server and connectors convert explicitly.
 //! It never reads the clock either: every function that stamps a row takes `now`.

@@ -341,7 +341,8 @@ pub fn resolve(
                 "must be a Bitrix24 user id".to_owned(),
             ));
         }
-        if !(raw.rate_per_sec > 0.0) || raw.burst == 0 || raw.burst > 50 {
+        if raw.rate_per_sec.is_nan() || raw.rate_per_sec <= 0.0 || raw.burst == 0 || raw.burst > 50
+        {
             return Err(invalid(
                 &field("rate_per_sec"),
                 "rate must be positive and burst between 1 and 50".to_owned(),

@@ -98,7 +98,11 @@ pub fn customers() -> Vec<SeedCustomer> {
             phones: vec![(number.clone(), number)],
             responsible_login: Some(["anna", "boris", "svetlana"][index % 3]),
             segment: Some(if index == 0 { "vip" } else { "regular" }),
-            tags: if index == 0 { vec!["vip", "key-account"] } else { vec![] },
+            tags: if index == 0 {
+                vec!["vip", "key-account"]
+            } else {
+                vec![]
+            },
             blacklisted: false,
             debtor: index == 5,
             region: Some("US"),
@@ -169,21 +173,70 @@ pub fn customers() -> Vec<SeedCustomer> {
     }
 
     // Generated filler: Russian mobile and city numbers plus a few international ones.
-    let first = ["Алексей", "Елена", "Сергей", "Наталья", "Андрей", "Татьяна", "Михаил", "Ирина"];
-    let last = ["Волков", "Морозова", "Лебедев", "Новикова", "Егоров", "Павлова", "Фёдоров", "Зайцева"];
-    let companies = ["ООО «Вектор»", "АО «Сибирь-Транс»", "ООО «Альфа-Строй»", "ИП Семёнов", "ООО «ТехноМир»"];
-    let regions = [("Москва", "495"), ("Санкт-Петербург", "812"), ("Новосибирск", "383"), ("Казань", "843")];
+    let first = [
+        "Алексей",
+        "Елена",
+        "Сергей",
+        "Наталья",
+        "Андрей",
+        "Татьяна",
+        "Михаил",
+        "Ирина",
+    ];
+    let last = [
+        "Волков",
+        "Морозова",
+        "Лебедев",
+        "Новикова",
+        "Егоров",
+        "Павлова",
+        "Фёдоров",
+        "Зайцева",
+    ];
+    let companies = [
+        "ООО «Вектор»",
+        "АО «Сибирь-Транс»",
+        "ООО «Альфа-Строй»",
+        "ИП Семёнов",
+        "ООО «ТехноМир»",
+    ];
+    let regions = [
+        ("Москва", "495"),
+        ("Санкт-Петербург", "812"),
+        ("Новосибирск", "383"),
+        ("Казань", "843"),
+    ];
     for index in 0..30 {
         let (region, area) = regions[index % regions.len()];
         let (shown, e164) = if index % 3 == 0 {
             let digits = format!("{area}{:07}", 1_000_000 + index * 7919);
-            (format!("8 ({area}) {}", &digits[3..]), format!("+7{digits}"))
+            (
+                format!("8 ({area}) {}", &digits[3..]),
+                format!("+7{digits}"),
+            )
         } else {
-            let digits = format!("9{:02}{:07}", 10 + index, 2_000_000 + index * 104_729 % 7_000_000);
-            (format!("+7 {} {}-{}-{}", &digits[..3], &digits[3..6], &digits[6..8], &digits[8..]), format!("+7{digits}"))
+            let digits = format!(
+                "9{:02}{:07}",
+                10 + index,
+                2_000_000 + index * 104_729 % 7_000_000
+            );
+            (
+                format!(
+                    "+7 {} {}-{}-{}",
+                    &digits[..3],
+                    &digits[3..6],
+                    &digits[6..8],
+                    &digits[8..]
+                ),
+                format!("+7{digits}"),
+            )
         };
         out.push(SeedCustomer {
-            name: format!("{} {}", first[index % first.len()], last[(index / 2) % last.len()]),
+            name: format!(
+                "{} {}",
+                first[index % first.len()],
+                last[(index / 2) % last.len()]
+            ),
             company: (index % 2 == 0).then(|| companies[index % companies.len()].to_owned()),
             phones: vec![(shown, e164)],
             responsible_login: Some(["anna", "boris", "svetlana", "dmitry"][index % 4]),
@@ -197,10 +250,34 @@ pub fn customers() -> Vec<SeedCustomer> {
         });
     }
     let international = [
-        ("Hans Müller", "Müller GmbH", "+49 30 1234567", "+49301234567", "DE"),
-        ("Marie Dubois", "Dubois SARL", "+33 1 42 68 53 00", "+33142685300", "FR"),
-        ("Айгуль Нурланова", "ТОО «Астана Логистик»", "+7 717 255 0011", "+77172550011", "KZ"),
-        ("Oliver Smith", "Smith & Co Ltd", "+44 20 7946 0958", "+442079460958", "GB"),
+        (
+            "Hans Müller",
+            "Müller GmbH",
+            "+49 30 1234567",
+            "+49301234567",
+            "DE",
+        ),
+        (
+            "Marie Dubois",
+            "Dubois SARL",
+            "+33 1 42 68 53 00",
+            "+33142685300",
+            "FR",
+        ),
+        (
+            "Айгуль Нурланова",
+            "ТОО «Астана Логистик»",
+            "+7 717 255 0011",
+            "+77172550011",
+            "KZ",
+        ),
+        (
+            "Oliver Smith",
+            "Smith & Co Ltd",
+            "+44 20 7946 0958",
+            "+442079460958",
+            "GB",
+        ),
     ];
     for (name, company, shown, e164, region) in international {
         out.push(SeedCustomer {
@@ -233,11 +310,17 @@ mod tests {
         assert!(customers.iter().any(|c| c.segment == Some("vip")));
         for customer in &customers {
             for (_, e164) in &customer.phones {
-                assert!(e164.starts_with('+') && e164[1..].bytes().all(|b| b.is_ascii_digit()), "{e164}");
+                assert!(
+                    e164.starts_with('+') && e164[1..].bytes().all(|b| b.is_ascii_digit()),
+                    "{e164}"
+                );
                 assert!((11..=16).contains(&e164.len()), "{e164}");
             }
         }
-        let mut numbers: Vec<_> = customers.iter().flat_map(|c| c.phones.iter().map(|p| p.1.clone())).collect();
+        let mut numbers: Vec<_> = customers
+            .iter()
+            .flat_map(|c| c.phones.iter().map(|p| p.1.clone()))
+            .collect();
         let total = numbers.len();
         numbers.sort();
         numbers.dedup();
