@@ -185,3 +185,122 @@ async fn a_pbx_restart_mid_call_closes_the_call_as_degraded() {
     drop(server);
     simulator.shutdown().await.unwrap();
 }
+
+/// The other side of the same promise: Kommutator itself is killed (SIGKILL) mid-call, the
+/// call ends on the PBX while nobody listens, and the restarted server closes the call it
+/// left open as degraded instead of showing it as live forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_end_while_kommutator_is_down_are_closed_as_degraded() {
+    let simulator = Simulator::start(simulator_config(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let ami = simulator.local_addr();
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{http_port}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kommutator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{addr}\"\n[storage]\nurl = \"sqlite://{}\"\n\
+             [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"cti\"\n\
+             secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\n",
+            dir.path().join("k.db").display(),
+            ami.port()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let mut add = Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            "--config",
+            &config,
+            "--login",
+            "admin",
+            "--name",
+            "Admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"admin-password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let serve = |config: &str| {
+        KillOnDrop(
+            Command::new(BIN)
+                .args(["serve", "--config", config])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let wait_healthy = |addr: String| async move {
+        tokio::task::spawn_blocking(move || {
+            wait_until("the server", Duration::from_secs(20), || {
+                TcpStream::connect(&addr).is_ok() && http_get(&addr, "/healthz").0 == 200
+            })
+        })
+        .await
+        .unwrap()
+    };
+
+    let server = serve(&config);
+    wait_healthy(addr.clone()).await;
+    wait_until("the AMI login", Duration::from_secs(10), || {
+        simulator.handle().sessions() == 1
+    });
+    let cookie = common::login(&addr, "admin", "admin-password");
+    // A queue call of about 6 s; kill the server as soon as it is stored.
+    simulator
+        .handle()
+        .start_call(Scenario::QueueAnswered, CallParams::default())
+        .unwrap();
+    let (probe, cookie_) = (addr.clone(), cookie.clone());
+    tokio::task::spawn_blocking(move || {
+        wait_until("the call to be stored", Duration::from_secs(10), || {
+            !calls(&probe, &cookie_).is_empty()
+        })
+    })
+    .await
+    .unwrap();
+    drop(server); // SIGKILL
+                  // The call ends on the PBX while Kommutator is dead.
+    wait_until(
+        "the call to end on the PBX",
+        Duration::from_secs(20),
+        || simulator.handle().active_calls() == 0,
+    );
+
+    let _server = serve(&config);
+    wait_healthy(addr.clone()).await;
+    let cookie = common::login(&addr, "admin", "admin-password");
+    let probe = addr.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut stored = Vec::new();
+        wait_until(
+            "the orphaned call to be closed",
+            Duration::from_secs(20),
+            || {
+                stored = calls(&probe, &cookie);
+                stored.iter().all(|c| !c["ended_at"].is_null())
+            },
+        );
+        stored
+    })
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["degraded"], true, "{:?}", stored[0]);
+    simulator.shutdown().await.unwrap();
+}
