@@ -338,6 +338,8 @@ fn print_banner(
     println!();
     println!("  Open:");
     println!("    {url}/panel/          the operator panel (log in as an agent above)");
+    println!("    {url}/dashboard/      the live supervisor dashboard (log in as olga)");
+    println!("    {url}/reports/        historical reports with charts and CSV/XLSX export");
     println!("    {url}/api/v1/calls    call records as they happen (after logging in)");
     println!("    {url}/metrics         Prometheus metrics");
     println!("    {url}/healthz         liveness, {url}/readyz readiness");
