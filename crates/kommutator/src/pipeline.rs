@@ -67,7 +67,6 @@ pub fn start_asterisk(
     let tracker = CallTracker::new(pbx.tracker.clone());
     let source = pbx.name.clone();
     let (effects_tx, effects_rx) = mpsc::channel(WRITER_QUEUE);
-    let orphan_storage = storage.clone();
     let writer = tokio::spawn(write_effects(
         storage,
         source.clone(),
@@ -87,7 +86,6 @@ pub fn start_asterisk(
         source.clone(),
         hub.clone(),
         taps,
-        orphan_storage,
     ));
     let mut client_stop = stop;
     let client_task = tokio::spawn(task.run(async move {
@@ -163,9 +161,7 @@ async fn track(
     source: String,
     hub: server::cti::Hub,
     mut taps: crate::insight::PbxTaps,
-    storage: storage::Storage,
 ) {
-    let mut resynced_once = false;
     // The tracker's clock follows the PBX's event timestamps; `clock` remembers the last one
     // for frames that carry none (and for ticks, which use the wall clock).
     let mut clock = now();
@@ -174,17 +170,7 @@ async fn track(
     loop {
         let (batch, hub_items) = tokio::select! {
             update = updates.recv() => match update {
-                Some(update) => {
-                    let first_resync = !resynced_once && matches!(update, AmiUpdate::Resynced { .. });
-                    let res = apply_update(&mut tracker, update, &mut clock, &source);
-                    if first_resync {
-                        resynced_once = true;
-                        let live: std::collections::HashSet<String> =
-                            tracker.snapshot(now()).iter().map(|r| r.call_id.to_string()).collect();
-                        tokio::spawn(close_orphans(storage.clone(), source.clone(), live));
-                    }
-                    res
-                }
+                Some(update) => apply_update(&mut tracker, update, &mut clock, &source),
                 None => break,
             },
             _ = tick.tick() => {
@@ -202,58 +188,6 @@ async fn track(
             tracing::error!(pbx = %source, "The call writer stopped; call records are no longer stored.");
             break;
         }
-    }
-}
-
-/// After a restart of Kommutator, calls stored as open by the previous run that Asterisk no
-/// longer has (they ended while nobody listened) are closed and flagged degraded, so no call
-/// stays open forever. Runs once per process, after the first resync.
-async fn close_orphans(
-    storage: storage::Storage,
-    source: String,
-    live: std::collections::HashSet<String>,
-) {
-    let open = match storage.list_open_calls(&source).await {
-        Ok(open) => open,
-        Err(err) => {
-            tracing::warn!(pbx = %source, error = %err, "Cannot list calls left open by the previous run.");
-            return;
-        }
-    };
-    let ended_at = chrono::Utc::now();
-    let mut closed = 0;
-    for row in open {
-        if live.contains(row.call.id.as_str()) {
-            continue;
-        }
-        let agents = match storage.get_call(&row.call.id).await {
-            Ok(Some(detail)) => detail.agents,
-            _ => Vec::new(),
-        };
-        let mut call = row.call;
-        call.ended_at = Some(ended_at.max(call.started_at));
-        call.degraded = true;
-        call.outcome = Some(if call.answered_at.is_some() {
-            storage::Outcome::Answered
-        } else if call.direction == storage::Direction::Inbound {
-            storage::Outcome::Missed
-        } else {
-            storage::Outcome::Failed
-        });
-        call.updated_at = ended_at;
-        match storage.upsert_call(&call, &agents).await {
-            Ok(()) => closed += 1,
-            Err(err) => {
-                tracing::warn!(pbx = %source, error = %err, "Cannot close a call left open by the previous run.")
-            }
-        }
-    }
-    if closed > 0 {
-        tracing::warn!(
-            pbx = %source,
-            closed,
-            "Closed calls that ended while Kommutator was not connected; they are flagged degraded."
-        );
     }
 }
 
