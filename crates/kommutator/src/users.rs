@@ -1,5 +1,6 @@
-//! `kommutator user add|list|passwd`: account management from the command line, so the first
-//! administrator can be created before anyone can log in to a web page.
+//! `kommutator user add|list|passwd|token`: account management from the command line, so the
+//! first administrator can be created before anyone can log in to a web page, and integrations
+//! get bearer tokens without a browser.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -50,6 +51,44 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// API bearer tokens for integrations (`Authorization: Bearer kmt_…`).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token that acts as USER; it is printed once and only its hash is stored.
+    Create {
+        /// The TOML configuration file (for the database).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Login of the user the token acts as (its role decides what the token may do).
+        #[arg(long)]
+        user: String,
+        /// A label that says who uses the token, e.g. "bitrix24".
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List tokens (never the secrets): id, user, label, when issued, when revoked.
+    List {
+        /// The TOML configuration file (for the database).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this user's tokens.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by its id (from `user token list`); it stops working at once.
+    Revoke {
+        /// The TOML configuration file (for the database).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The token's id.
+        id: i64,
     },
 }
 
@@ -148,7 +187,98 @@ pub async fn run(command: UserCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        UserCommand::Token { command } => token(command).await,
     }
+}
+
+async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { config, user, name } => {
+            anyhow::ensure!(
+                !name.trim().is_empty() && name.len() <= 100,
+                "the token label must be 1-100 characters"
+            );
+            let storage = open(&config).await?;
+            let row = find_user(&storage, &user).await?;
+            anyhow::ensure!(
+                !row.disabled,
+                "user `{user}` is disabled; a token for it would not authenticate"
+            );
+            let (token, id) = server::auth::issue_api_token(&storage, row.id, name.trim())
+                .await
+                .context("cannot store the token")?;
+            storage.close().await;
+            println!(
+                "Created API token {id} for `{user}` ({}).",
+                row.role.as_str()
+            );
+            println!("Token: {token}");
+            println!("It is shown only now; send it as `Authorization: Bearer <token>`.");
+            Ok(())
+        }
+        TokenCommand::List { config, user } => {
+            let storage = open(&config).await?;
+            let users = match &user {
+                Some(login) => vec![find_user(&storage, login).await?],
+                None => storage.list_users().await.context("cannot list users")?,
+            };
+            let mut rows = Vec::new();
+            for user in &users {
+                let tokens = storage
+                    .list_api_tokens(user.id)
+                    .await
+                    .context("cannot list tokens")?;
+                rows.extend(tokens.into_iter().map(|t| (user.login.clone(), t)));
+            }
+            storage.close().await;
+            rows.sort_by_key(|(_, t)| t.id.0);
+            // The header goes through the row format so the columns line up.
+            #[allow(clippy::print_literal)]
+            {
+                println!(
+                    "{:<6} {:<16} {:<24} {:<20} {}",
+                    "ID", "USER", "LABEL", "CREATED", "REVOKED"
+                );
+            }
+            let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+            for (login, t) in rows {
+                println!(
+                    "{:<6} {:<16} {:<24} {:<20} {}",
+                    t.id.0,
+                    login,
+                    t.name,
+                    time(t.created_at),
+                    t.revoked_at.map_or_else(|| "-".to_owned(), time)
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { config, id } => {
+            let storage = open(&config).await?;
+            let res = storage
+                .revoke_api_token(storage::ApiTokenId(id), chrono::Utc::now())
+                .await;
+            storage.close().await;
+            match res {
+                Ok(()) => {
+                    println!("API token {id} revoked.");
+                    Ok(())
+                }
+                Err(storage::StorageError::NotFound { .. }) => {
+                    anyhow::bail!("there is no API token {id}: see `kommutator user token list`")
+                }
+                Err(err) => Err(err).context("cannot revoke the token"),
+            }
+        }
+    }
+}
+
+async fn find_user(storage: &storage::Storage, login: &str) -> anyhow::Result<storage::UserRow> {
+    storage
+        .get_user_by_login(login)
+        .await
+        .context("cannot look up the user")?
+        .with_context(|| format!("there is no user `{login}`: see `kommutator user list`"))
 }
 
 async fn open(config: &std::path::Path) -> anyhow::Result<storage::Storage> {

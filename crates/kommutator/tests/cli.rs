@@ -227,6 +227,115 @@ fn migrate_then_manage_users() {
     );
 }
 
+/// `user token create|list|revoke`: the printed token opens the API, a revoked one does not.
+#[test]
+fn api_tokens_are_issued_used_and_revoked_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let config = config.to_str().unwrap();
+    assert!(kommutator(&["migrate", "--config", config])
+        .status
+        .success());
+    let out = kommutator(&[
+        "user",
+        "add",
+        "--config",
+        config,
+        "--login",
+        "crm",
+        "--name",
+        "CRM bot",
+        "--role",
+        "supervisor",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = kommutator(&[
+        "user", "token", "create", "--config", config, "--user", "nobody",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("there is no user `nobody`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = kommutator(&[
+        "user", "token", "create", "--config", config, "--user", "crm", "--name", "bitrix24",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Token: "))
+        .unwrap_or_else(|| panic!("the token is printed: {stdout}"))
+        .to_owned();
+    assert!(token.starts_with("kmt_"), "{token}");
+
+    let out = kommutator(&["user", "token", "list", "--config", config]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    let row = listing
+        .lines()
+        .find(|l| l.contains("bitrix24"))
+        .unwrap_or_else(|| panic!("the token is listed: {listing}"));
+    assert!(
+        row.contains("crm") && row.trim_end().ends_with('-'),
+        "{row}"
+    );
+    assert!(
+        !listing.contains(&token),
+        "the secret is never listed again"
+    );
+    let id = row.split_whitespace().next().unwrap().to_owned();
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    wait_for_health(&addr, &mut child);
+    let bearer = format!("Bearer {token}");
+    let calls = |auth: &str| {
+        common::request(
+            &addr,
+            "GET",
+            "/api/v1/calls",
+            &[("Authorization", auth)],
+            "",
+        )
+        .status
+    };
+    assert_eq!(calls(&bearer), 200);
+    assert_eq!(calls("Bearer kmt_0000"), 401, "an unknown token is refused");
+
+    let out = kommutator(&["user", "token", "revoke", "--config", config, &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(calls(&bearer), 401, "a revoked token stops working at once");
+    let out = kommutator(&["user", "token", "revoke", "--config", config, "9999"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("there is no API token 9999"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = kommutator(&["user", "token", "list", "--config", config, "--user", "crm"]);
+    let listing = text(&out.stdout);
+    let row = listing.lines().find(|l| l.contains("bitrix24")).unwrap();
+    assert!(
+        !row.trim_end().ends_with('-'),
+        "revocation time shown: {row}"
+    );
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child).success());
+}
+
 #[test]
 fn serve_answers_probes_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
