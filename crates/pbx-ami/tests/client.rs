@@ -156,6 +156,21 @@ fn config(port: u16) -> AmiClientConfig {
     config
 }
 
+/// A client connected to a fresh fake server, logged in and past its first (empty) resync:
+/// the starting point of most tests. `tweak` adjusts the client configuration first.
+async fn connected(tweak: impl FnOnce(&mut AmiClientConfig)) -> (FakeServer, Running, FakeConn) {
+    let server = FakeServer::start().await;
+    let mut config = config(server.port());
+    tweak(&mut config);
+    let mut client = start(config);
+    let mut conn = server.accept().await;
+    conn.login().await;
+    client.expect_connected(1).await;
+    conn.answer_resync_empty().await;
+    assert!(matches!(client.update().await, AmiUpdate::Resynced { .. }));
+    (server, client, conn)
+}
+
 /// A running client plus the means to stop it.
 struct Running {
     handle: AmiClient,
@@ -415,16 +430,11 @@ async fn authentication_failure_is_reported_and_retried() {
 
 #[tokio::test]
 async fn missing_pong_is_detected_and_the_client_reconnects() {
-    let server = FakeServer::start().await;
-    let mut config = config(server.port());
-    config.ping_interval = Duration::from_millis(100);
-    config.ping_timeout = Duration::from_millis(300);
-    let mut client = start(config);
-    let mut conn = server.accept().await;
-    conn.login().await;
-    client.expect_connected(1).await;
-    conn.answer_resync_empty().await;
-    assert!(matches!(client.update().await, AmiUpdate::Resynced { .. }));
+    let (server, mut client, mut conn) = connected(|config| {
+        config.ping_interval = Duration::from_millis(100);
+        config.ping_timeout = Duration::from_millis(300);
+    })
+    .await;
     let ping = conn.expect_action("Ping").await;
     conn.send(success(&ping, "Ping: Pong\r\nTimestamp: 1.0\r\n"))
         .await;
@@ -487,13 +497,7 @@ async fn reconnect_after_drop_resyncs_again() {
 
 #[tokio::test]
 async fn originate_is_async_and_never_resent_after_a_reconnect() {
-    let server = FakeServer::start().await;
-    let mut client = start(config(server.port()));
-    let mut conn = server.accept().await;
-    conn.login().await;
-    client.expect_connected(1).await;
-    conn.answer_resync_empty().await;
-    assert!(matches!(client.update().await, AmiUpdate::Resynced { .. }));
+    let (server, mut client, mut conn) = connected(|_| {}).await;
 
     let handle = client.handle.clone();
     let originate = tokio::spawn(async move {
@@ -546,13 +550,7 @@ async fn originate_is_async_and_never_resent_after_a_reconnect() {
 
 #[tokio::test]
 async fn originate_waits_for_its_originate_response() {
-    let server = FakeServer::start().await;
-    let mut client = start(config(server.port()));
-    let mut conn = server.accept().await;
-    conn.login().await;
-    client.expect_connected(1).await;
-    conn.answer_resync_empty().await;
-    assert!(matches!(client.update().await, AmiUpdate::Resynced { .. }));
+    let (_server, mut client, mut conn) = connected(|_| {}).await;
 
     let handle = client.handle.clone();
     let originate = tokio::spawn(async move {
@@ -591,15 +589,10 @@ async fn originate_waits_for_its_originate_response() {
 
 #[tokio::test]
 async fn action_timeout_keeps_the_session_and_late_replies_are_dropped() {
-    let server = FakeServer::start().await;
-    let mut config = config(server.port());
-    config.action_timeout = Duration::from_millis(300);
-    let mut client = start(config);
-    let mut conn = server.accept().await;
-    conn.login().await;
-    client.expect_connected(1).await;
-    conn.answer_resync_empty().await;
-    assert!(matches!(client.update().await, AmiUpdate::Resynced { .. }));
+    let (_server, mut client, mut conn) = connected(|config| {
+        config.action_timeout = Duration::from_millis(300);
+    })
+    .await;
 
     let handle = client.handle.clone();
     let slow = tokio::spawn(async move { handle.send_action(Action::new("Status")).await });
@@ -673,13 +666,7 @@ async fn rejected_action_carries_the_message() {
 
 #[tokio::test]
 async fn list_action_collects_items_while_live_events_flow() {
-    let server = FakeServer::start().await;
-    let mut client = start(config(server.port()));
-    let mut conn = server.accept().await;
-    conn.login().await;
-    client.expect_connected(1).await;
-    conn.answer_resync_empty().await;
-    assert!(matches!(client.update().await, AmiUpdate::Resynced { .. }));
+    let (_server, mut client, mut conn) = connected(|_| {}).await;
 
     let handle = client.handle.clone();
     let list = tokio::spawn(async move { handle.send_list_action(Action::new("Status")).await });
@@ -713,15 +700,10 @@ async fn list_action_collects_items_while_live_events_flow() {
 
 #[tokio::test]
 async fn event_filter_drops_named_events_only() {
-    let server = FakeServer::start().await;
-    let mut config = config(server.port());
-    config.drop_events = vec!["varset".into(), "Newexten".into()];
-    let mut client = start(config);
-    let mut conn = server.accept().await;
-    conn.login().await;
-    client.expect_connected(1).await;
-    conn.answer_resync_empty().await;
-    assert!(matches!(client.update().await, AmiUpdate::Resynced { .. }));
+    let (_server, mut client, mut conn) = connected(|config| {
+        config.drop_events = vec!["varset".into(), "Newexten".into()];
+    })
+    .await;
     let mut wire = event("VarSet", "Variable: A\r\n");
     wire += &event("Newchannel", "");
     wire += &event("Newexten", "");
@@ -740,16 +722,11 @@ async fn event_filter_drops_named_events_only() {
 #[allow(clippy::manual_is_multiple_of)]
 async fn slow_consumer_loses_nothing() {
     const N: usize = 60_000;
-    let server = FakeServer::start().await;
-    let mut config = config(server.port());
-    config.channel_capacity = 1;
-    config.read_size = 4096;
-    let mut client = start(config);
-    let mut conn = server.accept().await;
-    conn.login().await;
-    client.expect_connected(1).await;
-    conn.answer_resync_empty().await;
-    assert!(matches!(client.update().await, AmiUpdate::Resynced { .. }));
+    let (_server, mut client, mut conn) = connected(|config| {
+        config.channel_capacity = 1;
+        config.read_size = 4096;
+    })
+    .await;
     let writer = tokio::spawn(async move {
         let mut wire = String::new();
         for seq in 0..N {
