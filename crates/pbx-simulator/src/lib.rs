@@ -62,7 +62,7 @@ pub use scenario::{
 pub use script::{Script, ScriptError, ScriptStep};
 pub use server::{
     run, ActionRecord, AmiUser, CallId, LoadProfile, LoadRun, OriginateRecord, QueuePauseRecord,
-    Simulator, SimulatorConfig, SimulatorHandle,
+    SentFrame, Simulator, SimulatorConfig, SimulatorHandle,
 };
 pub use time::SimClock;
 pub use trace::{render_trace, render_trace_to, TraceOptions, TraceStats};

@@ -76,7 +76,8 @@ pub struct CallParams {
     pub caller_name: Option<String>,
     /// Inbound only: the DID that was dialled.
     pub did: Option<String>,
-    /// Click-to-call only: the agent extension whose phone places the call.
+    /// Click-to-call: the agent extension whose phone places the call. Direct-DID scenarios
+    /// ([`Scenario::takes_agent`]): the agent whose phone rings. Other scenarios refuse it.
     pub agent: Option<String>,
     pub transfer: TransferTrigger,
 }
@@ -166,6 +167,22 @@ impl Scenario {
         }
     }
 
+    /// The agent a direct-DID scenario's dialplan dials (fixture README: `[incoming]` sends
+    /// +18005551102 to 102 and +18005551103 to 103); these calls can ring any agent.
+    pub fn direct_agent(self) -> Option<&'static str> {
+        match self {
+            Scenario::DirectAnswered => Some("102"),
+            Scenario::DirectNoanswer => Some("103"),
+            _ => None,
+        }
+    }
+
+    /// Whether [`CallParams::agent`] applies: click-to-call (the agent who dials) and the
+    /// direct-DID scenarios (the agent who is rung). Queue scenarios ring their recorded members.
+    pub fn takes_agent(self) -> bool {
+        self.direction() == Direction::Outbound || self.direct_agent().is_some()
+    }
+
     /// The raw capture (banner, session frames and all), exactly as recorded.
     pub fn capture(self, variant: Variant) -> &'static [u8] {
         let (full, _, filtered, _) = self.files();
@@ -222,7 +239,8 @@ impl Scenario {
         static TEMPLATES: [OnceLock<Template>; 28] = [const { OnceLock::new() }; 28];
         let idx = self as usize * 2 + usize::from(variant == Variant::Filtered);
         TEMPLATES[idx].get_or_init(|| {
-            let sent = template::parse_sent(self.sent_actions(variant));
+            let mut sent = template::parse_sent(self.sent_actions(variant));
+            sent.direct_agent = self.direct_agent().map(str::to_owned);
             template::compile(self.capture(variant), &sent).unwrap_or_else(|e| {
                 // The captures are embedded at build time and covered by tests; a failure here
                 // is a broken build, not bad input.
@@ -467,25 +485,29 @@ impl IdAllocator {
             }
             Ok::<(), SimError>(())
         };
+        if let Some(agent) = &params.agent {
+            if agent.is_empty() || !agent.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(SimError::InvalidParam {
+                    what: "agent",
+                    reason: "an extension is letters and digits",
+                });
+            }
+            if !t.params.contains_key(&Param::Agent) {
+                return Err(SimError::InvalidParam {
+                    what: "agent",
+                    reason: "this scenario rings the queue members its capture rang",
+                });
+            }
+        }
         match scenario.direction() {
             Direction::Inbound => {
                 set(Param::CallerNumber, &params.caller, "caller")?;
                 set(Param::CallerName, &params.caller_name, "caller_name")?;
                 set(Param::Did, &params.did, "did")?;
             }
-            Direction::Outbound => {
-                set(Param::Outside, &params.caller, "caller")?;
-                if let Some(agent) = &params.agent {
-                    if agent.is_empty() || !agent.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                        return Err(SimError::InvalidParam {
-                            what: "agent",
-                            reason: "an extension is letters and digits",
-                        });
-                    }
-                }
-                set(Param::Agent, &params.agent, "agent")?;
-            }
+            Direction::Outbound => set(Param::Outside, &params.caller, "caller")?,
         }
+        set(Param::Agent, &params.agent, "agent")?;
         let bindings = Bindings {
             start_us,
             boot_secs,

@@ -156,6 +156,16 @@ pub struct LoadProfile {
     pub seed: u64,
 }
 
+/// An event frame as the simulator handed it to its AMI sessions, for timing what a client
+/// does with it (see [`SimulatorHandle::watch_events`]).
+#[derive(Debug, Clone)]
+pub struct SentFrame {
+    /// Wall clock when it was queued to the sessions, µs since the Unix epoch.
+    pub at_unix_us: i64,
+    /// The frame, byte for byte as sent.
+    pub bytes: Arc<[u8]>,
+}
+
 /// A running load generator.
 #[derive(Debug)]
 pub struct LoadRun {
@@ -273,6 +283,8 @@ struct Core {
     agenda: BinaryHeap<Reverse<(i64, u64, u64)>>,
     next_call: u64,
     sessions: Vec<SessionTx>,
+    /// Observers of every broadcast event frame.
+    watchers: Vec<mpsc::UnboundedSender<SentFrame>>,
     next_session: u64,
     pause_log: Vec<QueuePauseRecord>,
     originate_log: Vec<OriginateRecord>,
@@ -328,6 +340,7 @@ impl SimulatorHandle {
             agenda: BinaryHeap::new(),
             next_call: 1,
             sessions: Vec::new(),
+            watchers: Vec::new(),
             next_session: 1,
             pause_log: Vec::new(),
             originate_log: Vec::new(),
@@ -368,8 +381,27 @@ impl SimulatorHandle {
         let stop = Arc::new(Notify::new());
         let handle = self.clone();
         let stop_rx = stop.clone();
-        let task = tokio::spawn(async move { handle.load_loop(profile, stop_rx).await });
+        let task = tokio::spawn(async move { handle.load_loop(profile, &[], stop_rx).await });
         LoadRun { stop, task }
+    }
+
+    /// Like [`run_load`](Self::run_load), but every scenario that can ring any agent
+    /// ([`Scenario::takes_agent`]: direct-DID calls, click-to-call) uses one picked at random
+    /// from `agents`, so a large team each gets their own calls.
+    pub fn run_load_on(&self, profile: LoadProfile, agents: Vec<String>) -> LoadRun {
+        let stop = Arc::new(Notify::new());
+        let handle = self.clone();
+        let stop_rx = stop.clone();
+        let task = tokio::spawn(async move { handle.load_loop(profile, &agents, stop_rx).await });
+        LoadRun { stop, task }
+    }
+
+    /// Every event frame sent to the AMI sessions from now on, with the time it was sent.
+    /// Unbounded: read it as fast as the load it watches.
+    pub fn watch_events(&self) -> mpsc::UnboundedReceiver<SentFrame> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared.lock().watchers.push(tx);
+        rx
     }
 
     /// Plays a scenario script: each step's call starts at its (simulated) time after now.
@@ -398,7 +430,7 @@ impl SimulatorHandle {
         LoadRun { stop, task }
     }
 
-    async fn load_loop(&self, profile: LoadProfile, stop: Arc<Notify>) -> u64 {
+    async fn load_loop(&self, profile: LoadProfile, agents: &[String], stop: Arc<Notify>) -> u64 {
         let mut rng = StdRng::seed_from_u64(profile.seed);
         let rate = if profile.calls_per_sec.is_finite() && profile.calls_per_sec > 0.0 {
             profile.calls_per_sec
@@ -417,8 +449,11 @@ impl SimulatorHandle {
             };
             let caller = (!profile.callers.is_empty())
                 .then(|| profile.callers[rng.gen_range(0..profile.callers.len())].clone());
+            let agent = (scenario.takes_agent() && !agents.is_empty())
+                .then(|| agents[rng.gen_range(0..agents.len())].clone());
             let params = CallParams {
                 caller,
+                agent,
                 ..CallParams::default()
             };
             match self.start_call(scenario, params) {
@@ -740,6 +775,18 @@ impl Core {
     }
 
     fn broadcast(&mut self, frame: Arc<[u8]>, varset: bool) {
+        if !self.watchers.is_empty() {
+            let at_unix_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            self.watchers.retain(|w| {
+                w.send(SentFrame {
+                    at_unix_us,
+                    bytes: frame.clone(),
+                })
+                .is_ok()
+            });
+        }
         let mut stuck = Vec::new();
         for s in &self.sessions {
             if !s.events || (varset && s.drop_varset) {

@@ -116,6 +116,9 @@ pub(crate) struct SentActions {
     pub caller_number: Option<String>,
     pub caller_name: Option<String>,
     pub transfer: Option<SentTransfer>,
+    /// The agent a direct-DID capture dials (the dialplan's choice, not in the actions); its
+    /// extension becomes a parameter so every call can ring another agent.
+    pub direct_agent: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -404,6 +407,10 @@ pub(crate) fn compile(raw: &[u8], sent: &SentActions) -> Result<Template, Templa
         if let Some(n) = &sent.caller_name {
             params.insert(Param::CallerName, n.clone());
             needles.push((n.as_bytes().to_vec(), Param::CallerName, false));
+        }
+        if let Some(agent) = &sent.direct_agent {
+            params.insert(Param::Agent, agent.clone());
+            needles.push((agent.as_bytes().to_vec(), Param::Agent, true));
         }
     } else {
         let agent = extension_of_channel(&sent.originate_channel)

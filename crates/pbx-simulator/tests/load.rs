@@ -148,3 +148,76 @@ async fn script_starts_calls_at_their_times() {
     sim.handle().wait_idle().await;
     sim.shutdown().await.expect("shutdown");
 }
+
+/// Direct-DID calls can ring any agent (a large team each gets their own calls), and the frames
+/// are observable with their send times; a queue capture refuses an agent it cannot ring.
+#[tokio::test]
+async fn direct_calls_ring_the_agent_asked_for() {
+    use pbx_simulator::{CallParams, Scenario, SimError};
+    let config = SimulatorConfig {
+        time_factor: 20.0,
+        ..SimulatorConfig::default()
+    };
+    let sim = Simulator::start(config, "127.0.0.1:0")
+        .await
+        .expect("start");
+    let handle = sim.handle().clone();
+    let mut frames = handle.watch_events();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    handle
+        .start_call(
+            Scenario::DirectAnswered,
+            CallParams {
+                agent: Some("517".into()),
+                ..CallParams::default()
+            },
+        )
+        .expect("a direct call takes an agent");
+    let refused = handle.start_call(
+        Scenario::QueueAnswered,
+        CallParams {
+            agent: Some("517".into()),
+            ..CallParams::default()
+        },
+    );
+    assert!(
+        matches!(refused, Err(SimError::InvalidParam { what: "agent", .. })),
+        "{refused:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), handle.wait_idle())
+        .await
+        .expect("the call ends");
+    let mut text = String::new();
+    let mut last = before;
+    while let Ok(frame) = frames.try_recv() {
+        assert!(frame.at_unix_us >= last, "send times are in order");
+        last = frame.at_unix_us;
+        text.push_str(&String::from_utf8_lossy(&frame.bytes));
+    }
+    let dials: Vec<&str> = text
+        .split("\r\n\r\n")
+        .filter(|f| f.starts_with("Event: DialBegin") && f.contains("@agents-"))
+        .collect();
+    assert_eq!(dials.len(), 1, "{dials:?}");
+    assert!(
+        dials[0].contains("DestChannel: Local/517@agents-"),
+        "{}",
+        dials[0]
+    );
+    assert!(
+        text.contains("Agent: 517"),
+        "the CtiRoute user event names 517"
+    );
+    assert!(
+        !text.contains("Local/102@") && !text.contains("agent-102"),
+        "the recorded agent is replaced everywhere"
+    );
+    assert!(
+        text.contains("+18005551102"),
+        "the DID, which ends in the recorded extension, is kept"
+    );
+    sim.shutdown().await.expect("shutdown");
+}
