@@ -164,6 +164,12 @@ impl Bitrix24 {
                     let cached = self.cached_call_id(&call.call_id);
                     plan.finish(idx, call, &self.config, cached.as_deref());
                 }
+                // Never planned for Bitrix24 (its steps do not include it).
+                Step::Event => {
+                    results[idx] = Some(Err(ConnectorError::rejected(
+                        "Bitrix24 takes no domain events",
+                    )));
+                }
             }
         }
         for chunk in plan.into_requests() {

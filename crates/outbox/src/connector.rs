@@ -35,6 +35,21 @@ pub struct Job {
     pub payload: JobPayload,
 }
 
+/// A claimed domain-event job ([`Step::Event`]), for connectors that stream events.
+#[derive(Debug, Clone)]
+pub struct EventJob {
+    /// Outbox row id.
+    pub id: storage::JobId,
+    /// The idempotency key (`connector:event:<event id>`).
+    pub key: String,
+    /// Delivery attempts started so far, this one included.
+    pub attempts: i64,
+    /// The event's kind, e.g. `call.answered` (also inside `event`).
+    pub kind: String,
+    /// The versioned event object exactly as documented in `docs/events.md`.
+    pub event: serde_json::Value,
+}
+
 /// Why a delivery failed, as a low-cardinality label for metrics and the admin page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -188,4 +203,14 @@ pub trait Connector: Send + Sync {
     /// Delivers jobs, in order; returns one result per job, in the same order. Jobs of one call
     /// arrive in the order they were planned (start before end).
     fn deliver<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Vec<Delivery>>;
+
+    /// Delivers domain-event jobs, in order; one result per job. Only connectors whose
+    /// [`Connector::steps`] include [`Step::Event`] get any; the others refuse them.
+    fn deliver_events<'a>(&'a self, jobs: &'a [EventJob]) -> BoxFuture<'a, Vec<Delivery>> {
+        let refused = ConnectorError::rejected(format!(
+            "connector `{}` does not take domain events",
+            self.name()
+        ));
+        Box::pin(async move { vec![Err(refused); jobs.len()] })
+    }
 }

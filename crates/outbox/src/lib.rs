@@ -23,6 +23,7 @@
 pub mod builtin;
 pub mod call;
 pub mod connector;
+pub mod events;
 pub mod http;
 pub mod limiter;
 pub mod metrics;
@@ -30,7 +31,9 @@ pub mod plan;
 pub mod worker;
 
 pub use call::{CallDto, JobPayload};
-pub use connector::{BoxFuture, Connector, ConnectorError, CrmCustomer, Delivery, ErrorKind, Job};
+pub use connector::{
+    BoxFuture, Connector, ConnectorError, CrmCustomer, Delivery, ErrorKind, EventJob, Job,
+};
 pub use limiter::RateLimiter;
 pub use metrics::OutboxMetrics;
 pub use plan::{jobs_for, PlanContext, Step, Target};

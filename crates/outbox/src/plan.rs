@@ -27,6 +27,9 @@ pub enum Step {
     CallStarted,
     /// The call is over.
     CallEnded,
+    /// A domain event (`docs/events.md`) for a connector that streams them; planned by
+    /// [`crate::events::event_jobs`], not from call effects.
+    Event,
 }
 
 impl Step {
@@ -35,6 +38,7 @@ impl Step {
         match self {
             Step::CallStarted => "call_started",
             Step::CallEnded => "call_ended",
+            Step::Event => "event",
         }
     }
 
@@ -43,6 +47,7 @@ impl Step {
         match text {
             "call_started" => Some(Step::CallStarted),
             "call_ended" => Some(Step::CallEnded),
+            "event" => Some(Step::Event),
             _ => None,
         }
     }

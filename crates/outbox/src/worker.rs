@@ -27,7 +27,7 @@ use tokio::sync::{watch, Mutex};
 use tokio::time::Instant;
 
 use crate::call::{JobPayload, PAYLOAD_VERSION};
-use crate::connector::{Connector, ConnectorError, Delivery, ErrorKind, Job};
+use crate::connector::{Connector, ConnectorError, Delivery, ErrorKind, EventJob, Job};
 use crate::metrics::{OutboxMetrics, StatsSnapshot};
 use crate::plan::Step;
 
@@ -259,13 +259,18 @@ impl Slot {
     }
 
     async fn deliver(&self, claimed: Vec<storage::OutboxJob>) {
-        let mut jobs = Vec::with_capacity(claimed.len());
+        let mut calls = Vec::with_capacity(claimed.len());
+        let mut events = Vec::new();
         let mut originals = Vec::with_capacity(claimed.len());
         for row in claimed {
             match decode(&row) {
-                Ok(job) => {
-                    jobs.push(job);
-                    originals.push(row);
+                Ok(Decoded::Call(job)) => {
+                    calls.push(job);
+                    originals.push((false, row));
+                }
+                Ok(Decoded::Event(job)) => {
+                    events.push(job);
+                    originals.push((true, row));
                 }
                 Err(message) => {
                     tracing::error!(connector = %self.connector.name(), job = %row.id, error = %message, "An outbox job cannot be read; moved to the dead letters.");
@@ -274,39 +279,51 @@ impl Slot {
                 }
             }
         }
-        if jobs.is_empty() {
+        if originals.is_empty() {
             return;
         }
         // The lease bounds a delivery: a slower one would let another worker take the jobs.
         let budget = self.settings.lease.mul_f64(0.8);
-        let results: Vec<Delivery> = match tokio::time::timeout(
-            budget,
-            self.connector.deliver(&jobs),
-        )
-        .await
-        {
-            Ok(results) if results.len() == jobs.len() => results,
-            Ok(results) => {
-                tracing::error!(connector = %self.connector.name(), expected = jobs.len(), got = results.len(), "A connector returned the wrong number of results; retrying the batch.");
-                vec![
+        let started = Instant::now();
+        let mut call_results = if calls.is_empty() {
+            Vec::new()
+        } else {
+            self.bounded(budget, calls.len(), self.connector.deliver(&calls))
+                .await
+        }
+        .into_iter();
+        let mut event_results = if events.is_empty() {
+            Vec::new()
+        } else {
+            let left = budget.saturating_sub(started.elapsed());
+            self.bounded(left, events.len(), self.connector.deliver_events(&events))
+                .await
+        }
+        .into_iter();
+        // Back in claim order: a batch holds call and event jobs only for a connector that
+        // takes both, and each kind kept its own order.
+        let results: Vec<Delivery> = originals
+            .iter()
+            .map(|(is_event, _)| {
+                let next = if *is_event {
+                    event_results.next()
+                } else {
+                    call_results.next()
+                };
+                next.unwrap_or_else(|| {
                     Err(ConnectorError::transient(
                         ErrorKind::Protocol,
-                        "connector returned a wrong number of results"
-                    ));
-                    jobs.len()
-                ]
-            }
-            Err(_) => vec![
-                Err(ConnectorError::transient(
-                    ErrorKind::Timeout,
-                    "delivery exceeded the lease"
-                ));
-                jobs.len()
-            ],
-        };
+                        "connector returned a wrong number of results",
+                    ))
+                })
+            })
+            .collect();
+        let originals: Vec<storage::OutboxJob> =
+            originals.into_iter().map(|(_, row)| row).collect();
         let mut connector_failure: Option<(ErrorKind, Option<Duration>, String)> = None;
         let mut any_success = false;
-        for ((job, row), result) in jobs.iter().zip(&originals).zip(results) {
+        for (row, result) in originals.iter().zip(results) {
+            let job = row;
             match result {
                 Ok(()) => {
                     any_success = true;
@@ -377,7 +394,7 @@ impl Slot {
                         }
                         ConnectorError::Rejected { .. } => {
                             self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(connector = %self.connector.name(), job = %job.id, step = job.step.as_str(), error = %message, "The CRM refused a job; moved to the dead letters.");
+                            tracing::warn!(connector = %self.connector.name(), job = %job.id, step = %job.step, error = %message, "The CRM refused a job; moved to the dead letters.");
                             self.settle_dead(row, &message, kind).await;
                         }
                     }
@@ -412,6 +429,36 @@ impl Slot {
                 pause.until = None;
             }
             None => {}
+        }
+    }
+
+    /// Runs one `deliver*` call within `budget` and checks it answered once per job; a
+    /// timeout or a wrong count fails the whole batch as transient (it is retried).
+    async fn bounded(
+        &self,
+        budget: Duration,
+        expected: usize,
+        delivery: impl std::future::Future<Output = Vec<Delivery>>,
+    ) -> Vec<Delivery> {
+        match tokio::time::timeout(budget, delivery).await {
+            Ok(results) if results.len() == expected => results,
+            Ok(results) => {
+                tracing::error!(connector = %self.connector.name(), expected, got = results.len(), "A connector returned the wrong number of results; retrying the batch.");
+                vec![
+                    Err(ConnectorError::transient(
+                        ErrorKind::Protocol,
+                        "connector returned a wrong number of results"
+                    ));
+                    expected
+                ]
+            }
+            Err(_) => vec![
+                Err(ConnectorError::transient(
+                    ErrorKind::Timeout,
+                    "delivery exceeded the lease"
+                ));
+                expected
+            ],
         }
     }
 
@@ -452,8 +499,24 @@ impl Slot {
     }
 }
 
-fn decode(row: &storage::OutboxJob) -> Result<Job, String> {
+/// A claimed row, decoded for the connector.
+enum Decoded {
+    Call(Job),
+    Event(EventJob),
+}
+
+fn decode(row: &storage::OutboxJob) -> Result<Decoded, String> {
     let step = Step::parse(&row.step).ok_or_else(|| format!("unknown step `{}`", row.step))?;
+    if step == Step::Event {
+        let kind = crate::events::kind_of(&row.payload)?;
+        return Ok(Decoded::Event(EventJob {
+            id: row.id,
+            key: row.idempotency_key.clone(),
+            attempts: row.attempts,
+            kind,
+            event: row.payload.clone(),
+        }));
+    }
     let payload: JobPayload =
         serde_json::from_value(row.payload.clone()).map_err(|err| format!("bad payload: {err}"))?;
     if payload.v > PAYLOAD_VERSION {
@@ -462,13 +525,13 @@ fn decode(row: &storage::OutboxJob) -> Result<Job, String> {
             payload.v
         ));
     }
-    Ok(Job {
+    Ok(Decoded::Call(Job {
         id: row.id,
         step,
         key: row.idempotency_key.clone(),
         attempts: row.attempts,
         payload,
-    })
+    }))
 }
 
 /// Dead-letters jobs older than `max_age` and refreshes `snapshot` every `interval`.

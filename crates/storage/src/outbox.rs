@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::row::{bind_args, Arg, RowExt};
 use crate::types::{opt_micros, to_micros};
 use crate::users::require_affected;
-use crate::{on_pool, CallId, JobId, JobStatus, Pool, Storage, StorageError};
+use crate::{in_tx, on_pool, CallId, JobId, JobStatus, Pool, Storage, StorageError};
 
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq)]
@@ -248,6 +248,33 @@ impl Storage {
                 .await?
         });
         Ok(id.map(JobId))
+    }
+
+    /// Enqueues `jobs` in one transaction: all of them or, on error, none. Keys that already
+    /// exist are skipped; returns how many jobs were added. For jobs that are not written with
+    /// a call (domain events for webhooks), so that a burst costs one commit.
+    pub async fn enqueue_many(&self, jobs: &[NewOutboxJob]) -> Result<u64, StorageError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let added: u64 = in_tx!(self, tx => {
+            let mut added = 0u64;
+            for job in jobs {
+                let id: Option<i64> = sqlx::query_scalar(insert_job_sql())
+                    .bind(&job.connector)
+                    .bind(&job.step)
+                    .bind(job.call_id.as_ref().map(CallId::as_str))
+                    .bind(&job.idempotency_key)
+                    .bind(job.payload.to_string())
+                    .bind(to_micros(job.next_attempt_at))
+                    .bind(to_micros(job.created_at))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                added += u64::from(id.is_some());
+            }
+            added
+        });
+        Ok(added)
     }
 
     /// Claims up to `limit` jobs of `connector` that are due at `now` (pending with
