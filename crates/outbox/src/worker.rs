@@ -265,7 +265,7 @@ impl Slot {
         for row in claimed {
             match decode(&row) {
                 Ok(Decoded::Call(job)) => {
-                    calls.push(job);
+                    calls.push(*job);
                     originals.push((false, row));
                 }
                 Ok(Decoded::Event(job)) => {
@@ -501,7 +501,7 @@ impl Slot {
 
 /// A claimed row, decoded for the connector.
 enum Decoded {
-    Call(Job),
+    Call(Box<Job>),
     Event(EventJob),
 }
 
@@ -525,13 +525,13 @@ fn decode(row: &storage::OutboxJob) -> Result<Decoded, String> {
             payload.v
         ));
     }
-    Ok(Decoded::Call(Job {
+    Ok(Decoded::Call(Box::new(Job {
         id: row.id,
         step,
         key: row.idempotency_key.clone(),
         attempts: row.attempts,
         payload,
-    }))
+    })))
 }
 
 /// Dead-letters jobs older than `max_age` and refreshes `snapshot` every `interval`.
