@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use outbox::{
-    BoxFuture, CallDto, Connector, ConnectorError, CrmCustomer, Delivery, Job, RateLimiter, Step,
+    BoxFuture, CallDto, Connector, ConnectorError, CrmCustomer, Delivery, EventJob, Job,
+    RateLimiter, Step,
 };
 use serde::Serialize;
 use sha2::Sha256;
@@ -201,6 +202,11 @@ impl Webhook {
             call,
         })
         .map_err(|err| ConnectorError::rejected(format!("cannot encode the payload: {err}")))?;
+        self.send(event, key, body).await
+    }
+
+    /// POSTs `body`, signed, with the idempotency and event headers.
+    async fn send(&self, event: &str, key: &str, body: Vec<u8>) -> Delivery {
         self.limiter.acquire().await;
         // Signed at send time, not at enqueue: the timestamp says when this attempt left, so a
         // receiver's freshness window is not eaten by an outage.
@@ -226,6 +232,29 @@ impl Webhook {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
         Err(outbox::http::status_error(status, &headers, &text))
+    }
+
+    /// Sends jobs one by one, in order; after a connector-wide (transient) failure the rest of
+    /// the batch fails the same way without being tried.
+    async fn each<'a, J>(
+        &'a self,
+        jobs: &'a [J],
+        one: impl Fn(&'a J) -> BoxFuture<'a, Delivery>,
+    ) -> Vec<Delivery> {
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut failed: Option<ConnectorError> = None;
+        for job in jobs {
+            if let Some(err) = &failed {
+                results.push(Err(err.clone()));
+                continue;
+            }
+            let res = one(job).await;
+            if let Err(err @ ConnectorError::Transient { .. }) = &res {
+                failed = Some(err.clone());
+            }
+            results.push(res);
+        }
+        results
     }
 }
 
@@ -261,25 +290,62 @@ impl Connector for Webhook {
     }
 
     fn deliver<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Vec<Delivery>> {
-        Box::pin(async move {
-            let mut results = Vec::with_capacity(jobs.len());
-            let mut failed: Option<ConnectorError> = None;
-            for job in jobs {
-                // After a connector-wide failure the rest of the batch would fail the same way.
-                if let Some(err) = &failed {
-                    results.push(Err(err.clone()));
-                    continue;
-                }
-                let res = self
-                    .post(job.step.as_str(), &job.key, Some(&job.payload.call))
-                    .await;
-                if let Err(err @ ConnectorError::Transient { .. }) = &res {
-                    failed = Some(err.clone());
-                }
-                results.push(res);
-            }
-            results
-        })
+        Box::pin(self.each(jobs, move |job| {
+            Box::pin(self.post(job.step.as_str(), &job.key, Some(&job.payload.call)))
+        }))
+    }
+}
+
+/// The same webhook for domain events (`docs/events.md`): each event job is POSTed as the
+/// event object itself, with the signature and `Idempotency-Key` headers of call records and
+/// `X-Kommutator-Event: <kind>` (e.g. `call.answered`). Call records are not sent by it; a
+/// receiver that wants both configures both.
+pub struct EventWebhook(Arc<Webhook>);
+
+/// Builds the event connector (`call_started` in `config` is not used).
+pub fn build_events(config: Config) -> Result<Arc<EventWebhook>, BuildError> {
+    Ok(Arc::new(EventWebhook(build(config)?)))
+}
+
+impl Connector for EventWebhook {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn steps(&self) -> &'static [Step] {
+        &[Step::Event]
+    }
+
+    fn max_batch(&self) -> usize {
+        // Events are small and many; one claim round trip for a handful of them.
+        20
+    }
+
+    fn healthcheck(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
+        self.0.healthcheck()
+    }
+
+    fn find_customers(
+        &self,
+        phone: directory::phone::E164,
+    ) -> BoxFuture<'_, Result<Vec<CrmCustomer>, ConnectorError>> {
+        self.0.find_customers(phone)
+    }
+
+    fn deliver<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Vec<Delivery>> {
+        let refused = ConnectorError::rejected("an event webhook takes no call records");
+        Box::pin(async move { vec![Err(refused); jobs.len()] })
+    }
+
+    fn deliver_events<'a>(&'a self, jobs: &'a [EventJob]) -> BoxFuture<'a, Vec<Delivery>> {
+        Box::pin(self.0.each(jobs, move |job| {
+            Box::pin(async move {
+                let body = serde_json::to_vec(&job.event).map_err(|err| {
+                    ConnectorError::rejected(format!("cannot encode the event: {err}"))
+                })?;
+                self.0.send(&job.kind, &job.key, body).await
+            })
+        }))
     }
 }
 

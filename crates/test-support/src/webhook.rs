@@ -113,7 +113,16 @@ async fn hook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return StatusCode::BAD_REQUEST;
     };
-    if key.is_empty() || json.get("idempotency_key").and_then(|k| k.as_str()) != Some(&key) {
+    // A call record carries its key in the body; a domain event is keyed by its own id.
+    let body_key = match json.get("idempotency_key").and_then(|k| k.as_str()) {
+        Some(k) => Some(k.to_owned()),
+        None => json
+            .get("id")
+            .and_then(|id| id.as_str())
+            .and_then(|id| key.rsplit_once(":event:").filter(|(_, k)| *k == id))
+            .map(|_| key.clone()),
+    };
+    if key.is_empty() || body_key.as_deref() != Some(key.as_str()) {
         return StatusCode::BAD_REQUEST;
     }
     let event = header("x-kommutator-event");
