@@ -696,6 +696,7 @@ impl Settings {
                 pbx.drop_events.join(", ")
             );
         }
+        self.crm.describe(&mut out);
         out
     }
 }

@@ -71,6 +71,21 @@ pub fn start(
         connectors.push((connector, b24.concurrency));
     }
     drop(click_tx);
+    for amo in &crm.amocrm {
+        let connector = crm_amocrm::build(amo.connector.clone(), storage.clone())
+            .map_err(|err| anyhow::anyhow!("crm.amocrm {}: {err}", amo.connector.name))?;
+        connectors.push((connector, amo.concurrency));
+    }
+    for dyn365 in &crm.dynamics {
+        let connector = crm_dynamics::build(dyn365.connector.clone())
+            .map_err(|err| anyhow::anyhow!("crm.dynamics {}: {err}", dyn365.connector.name))?;
+        connectors.push((connector, dyn365.concurrency));
+    }
+    for hook in &crm.webhook {
+        let connector = sink_webhook::build(hook.connector.clone())
+            .map_err(|err| anyhow::anyhow!("crm.webhook {}: {err}", hook.connector.name))?;
+        connectors.push((connector, hook.concurrency));
+    }
 
     let mut tasks = Vec::new();
     let mut targets = Vec::new();

@@ -51,6 +51,12 @@ pub struct RawCrm {
     pub directory: RawDirectoryCrm,
     /// Bitrix24 portals, one `[[crm.bitrix24]]` table each.
     pub bitrix24: Vec<RawBitrix24>,
+    /// amoCRM / Kommo accounts, one `[[crm.amocrm]]` table each.
+    pub amocrm: Vec<RawAmoCrm>,
+    /// Dynamics 365 (Dataverse) organizations, one `[[crm.dynamics]]` table each.
+    pub dynamics: Vec<RawDynamics>,
+    /// Signed JSON webhooks (`docs/webhooks.md`), one `[[crm.webhook]]` table each.
+    pub webhook: Vec<RawWebhook>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +144,125 @@ pub struct RawBitrix24 {
     pub concurrency: usize,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAmoCrm {
+    /// A short name for this account, used in logs, metrics and the outbox, e.g. `"amocrm"`.
+    pub name: String,
+    /// The account's address, e.g. `"https://acme.amocrm.ru"` (Kommo: `"https://acme.kommo.com"`).
+    pub base_url: String,
+    /// `"token"` (a long-lived token of a private integration) or `"oauth"` (integration
+    /// credentials; the rotated refresh token is kept in the database).
+    pub mode: String,
+    /// Token mode: the long-lived token. It is a secret: prefer `token_file` or the
+    /// environment variable `KOMMUTATOR_CRM_<NAME>_TOKEN`, which win over this.
+    pub token: Option<String>,
+    /// A file whose first line is the long-lived token.
+    pub token_file: Option<PathBuf>,
+    /// OAuth mode: the integration id.
+    pub client_id: Option<String>,
+    /// OAuth mode: the integration secret. Prefer `client_secret_file` or
+    /// `KOMMUTATOR_CRM_<NAME>_CLIENT_SECRET`.
+    pub client_secret: Option<String>,
+    /// A file whose first line is the integration secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// OAuth mode: the integration's redirect URI (amoCRM checks it on every refresh).
+    pub redirect_uri: Option<String>,
+    /// OAuth mode: the access token from the authorization, used once to seed the token
+    /// store. Or `KOMMUTATOR_CRM_<NAME>_ACCESS_TOKEN`.
+    pub access_token: Option<String>,
+    /// OAuth mode: the refresh token from the authorization (seed, like `access_token`). Or
+    /// `KOMMUTATOR_CRM_<NAME>_REFRESH_TOKEN`.
+    pub refresh_token: Option<String>,
+    /// `source` shown in amoCRM's call card. Default `"Kommutator"`.
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Agent extension → amoCRM user id, e.g. `{ "101" = 5012 }`. Default: none.
+    #[serde(default)]
+    pub users: BTreeMap<String, u64>,
+    /// amoCRM user credited with calls no mapped agent handled. Default: none (amoCRM shows
+    /// the call as made by a robot).
+    pub default_user_id: Option<u64>,
+    /// Seconds to wait for an answer. Default 15.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Requests per second; amoCRM allows 7 per account. Default 6.
+    #[serde(default = "default_amo_rate")]
+    pub rate_per_sec: f64,
+    /// Calls per `POST /api/v4/calls` (at most 50). Default 50.
+    #[serde(default = "default_amo_jobs")]
+    pub jobs_per_batch: usize,
+    /// Parallel delivery slots. Default 1.
+    #[serde(default = "one")]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDynamics {
+    /// A short name for this organization, used in logs, metrics and the outbox, e.g.
+    /// `"dynamics"`.
+    pub name: String,
+    /// The organization URL, e.g. `"https://acme.crm4.dynamics.com"`.
+    pub base_url: String,
+    /// The Entra ID token endpoint,
+    /// `"https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/token"`.
+    pub token_url: String,
+    /// The application (client) id of the app registration that is an application user of
+    /// the organization.
+    pub client_id: String,
+    /// The client secret. Prefer `client_secret_file` or `KOMMUTATOR_CRM_<NAME>_CLIENT_SECRET`.
+    pub client_secret: Option<String>,
+    /// A file whose first line is the client secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// Agent extension → `systemuserid` GUID, e.g.
+    /// `{ "101" = "00000000-0000-0000-0000-000000000101" }`. Default: none.
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    /// Seconds to wait for an answer. Default 15.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Parallel delivery slots. Default 1.
+    #[serde(default = "one")]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// A short name for this receiver, used in logs, metrics and the outbox, e.g. `"webhook"`.
+    pub name: String,
+    /// Where to POST, an http(s) URL.
+    pub url: String,
+    /// The shared HMAC-SHA256 key, at least 16 bytes. Prefer `secret_file` or
+    /// `KOMMUTATOR_CRM_<NAME>_SECRET`.
+    pub secret: Option<String>,
+    /// A file whose first line is the shared key.
+    pub secret_file: Option<PathBuf>,
+    /// Send `call_started` as well as `call_ended`. Default false.
+    #[serde(default)]
+    pub call_started: bool,
+    /// Seconds to wait for an answer. Default 15.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Requests per second at most; 0 is unlimited. Default 0.
+    #[serde(default)]
+    pub rate_per_sec: f64,
+    /// Parallel delivery slots. Keep 1 so a call's start arrives before its end. Default 1.
+    #[serde(default = "one")]
+    pub concurrency: usize,
+}
+
+fn default_source() -> String {
+    "Kommutator".to_owned()
+}
+fn default_amo_rate() -> f64 {
+    6.0
+}
+fn default_amo_jobs() -> usize {
+    50
+}
+
 fn yes() -> bool {
     true
 }
@@ -164,6 +289,104 @@ pub struct CrmSettings {
     pub max_age: Duration,
     pub directory_callback_tasks: bool,
     pub bitrix24: Vec<Bitrix24Settings>,
+    pub amocrm: Vec<AmoCrmSettings>,
+    pub dynamics: Vec<DynamicsSettings>,
+    pub webhook: Vec<WebhookSettings>,
+}
+
+#[derive(Debug)]
+pub struct AmoCrmSettings {
+    pub connector: crm_amocrm::Config,
+    pub concurrency: usize,
+}
+
+#[derive(Debug)]
+pub struct DynamicsSettings {
+    pub connector: crm_dynamics::Config,
+    pub concurrency: usize,
+}
+
+#[derive(Debug)]
+pub struct WebhookSettings {
+    pub connector: sink_webhook::Config,
+    pub concurrency: usize,
+}
+
+impl CrmSettings {
+    /// One line per connector for `check-config`; secrets are masked.
+    pub fn describe(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "crm.directory: callback_tasks = {}",
+            self.directory_callback_tasks
+        );
+        for b24 in &self.bitrix24 {
+            let c = &b24.connector;
+            let mode = match &c.auth {
+                crm_bitrix24::Auth::Webhook { .. } => "webhook url=********".to_owned(),
+                crm_bitrix24::Auth::OAuth(app) => format!(
+                    "oauth portal_url={} client_id={} client_secret=********",
+                    app.portal_url, app.client_id
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "crm.bitrix24 {}: {mode} users={} application_token={}",
+                c.name,
+                c.users.len(),
+                b24.application_token
+                    .as_ref()
+                    .map_or("none".to_owned(), ToString::to_string)
+            );
+        }
+        for amo in &self.amocrm {
+            let c = &amo.connector;
+            let mode = match &c.auth {
+                crm_amocrm::Auth::LongLived { .. } => "token=********".to_owned(),
+                crm_amocrm::Auth::OAuth(app) => {
+                    format!("oauth client_id={} client_secret=********", app.client_id)
+                }
+            };
+            let _ = writeln!(
+                out,
+                "crm.amocrm {}: {} {mode} users={} rate_per_sec={}",
+                c.name,
+                c.base_url,
+                c.users.len(),
+                c.rate_per_sec
+            );
+        }
+        for dyn365 in &self.dynamics {
+            let c = &dyn365.connector;
+            let _ = writeln!(
+                out,
+                "crm.dynamics {}: {} client_id={} client_secret=******** users={}",
+                c.name,
+                c.base_url,
+                c.client_id,
+                c.users.len()
+            );
+        }
+        for hook in &self.webhook {
+            let c = &hook.connector;
+            // The URL may carry a token in its query: only its origin is shown.
+            let origin = url_origin(&c.url);
+            let _ = writeln!(
+                out,
+                "crm.webhook {}: {origin} secret=******** call_started={}",
+                c.name, c.call_started
+            );
+        }
+    }
+}
+
+/// `scheme://host[:port]` of an URL, without path or query.
+fn url_origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    format!("{scheme}://{host}/…")
 }
 
 #[derive(Debug)]
@@ -367,10 +590,204 @@ pub fn resolve(
             application_token,
         });
     }
+    let mut amocrm = Vec::new();
+    for (index, raw) in crm.amocrm.into_iter().enumerate() {
+        let field = |name: &str| format!("crm.amocrm[{index}].{name}");
+        claim_name(&mut names, &raw.name, &field("name"))?;
+        let secret = |what: &str, inline: Option<String>, file: Option<&std::path::Path>| {
+            resolve_secret(
+                &field(&what.to_ascii_lowercase()),
+                inline,
+                file,
+                &env_name(&raw.name, what),
+                environment,
+            )
+        };
+        let base_url = http_url(&raw.base_url, &field("base_url"))?;
+        let auth = match raw.mode.as_str() {
+            "token" => {
+                let token = secret("TOKEN", raw.token.clone(), raw.token_file.as_deref())?
+                    .ok_or_else(|| {
+                        invalid(
+                            &field("token"),
+                            "is required in token mode (or token_file, or the environment \
+                             variable)"
+                                .to_owned(),
+                        )
+                    })?;
+                crm_amocrm::Auth::LongLived {
+                    token: token.expose().to_owned(),
+                }
+            }
+            "oauth" => {
+                let client_id = required(raw.client_id.clone(), &field("client_id"))?;
+                let redirect_uri = required(raw.redirect_uri.clone(), &field("redirect_uri"))?;
+                let client_secret = secret(
+                    "CLIENT_SECRET",
+                    raw.client_secret.clone(),
+                    raw.client_secret_file.as_deref(),
+                )?
+                .ok_or_else(|| {
+                    invalid(
+                        &field("client_secret"),
+                        "is required in oauth mode".to_owned(),
+                    )
+                })?;
+                let access = secret("ACCESS_TOKEN", raw.access_token.clone(), None)?;
+                let refresh = secret("REFRESH_TOKEN", raw.refresh_token.clone(), None)?;
+                crm_amocrm::Auth::OAuth(crm_amocrm::OAuthApp {
+                    client_id,
+                    client_secret: client_secret.expose().to_owned(),
+                    redirect_uri,
+                    initial_access_token: access.map(|s| s.expose().to_owned()),
+                    initial_refresh_token: refresh.map(|s| s.expose().to_owned()),
+                })
+            }
+            other => {
+                return Err(invalid(
+                    &field("mode"),
+                    format!("`{other}` must be \"token\" or \"oauth\""),
+                ));
+            }
+        };
+        if raw.rate_per_sec.is_nan() || raw.rate_per_sec <= 0.0 || raw.rate_per_sec > 7.0 {
+            return Err(invalid(
+                &field("rate_per_sec"),
+                "must be above 0 and at most 7 (amoCRM's limit per account)".to_owned(),
+            ));
+        }
+        if raw.jobs_per_batch == 0 || raw.jobs_per_batch > 50 {
+            return Err(invalid(
+                &field("jobs_per_batch"),
+                "must be between 1 and 50".to_owned(),
+            ));
+        }
+        amocrm.push(AmoCrmSettings {
+            connector: crm_amocrm::Config {
+                name: raw.name,
+                base_url,
+                auth,
+                source: raw.source,
+                users: raw.users.into_iter().collect(),
+                default_user_id: raw.default_user_id,
+                timeout: Duration::from_secs(raw.timeout_secs.max(1)),
+                rate_per_sec: raw.rate_per_sec,
+                max_jobs_per_delivery: raw.jobs_per_batch,
+            },
+            concurrency: raw.concurrency.max(1),
+        });
+    }
+    let mut dynamics = Vec::new();
+    for (index, raw) in crm.dynamics.into_iter().enumerate() {
+        let field = |name: &str| format!("crm.dynamics[{index}].{name}");
+        claim_name(&mut names, &raw.name, &field("name"))?;
+        let base_url = http_url(&raw.base_url, &field("base_url"))?;
+        let token_url = http_url(&raw.token_url, &field("token_url"))?;
+        let client_id = required(Some(raw.client_id), &field("client_id"))?;
+        let client_secret = resolve_secret(
+            &field("client_secret"),
+            raw.client_secret,
+            raw.client_secret_file.as_deref(),
+            &env_name(&raw.name, "CLIENT_SECRET"),
+            environment,
+        )?
+        .ok_or_else(|| {
+            invalid(
+                &field("client_secret"),
+                "is required (or client_secret_file, or the environment variable)".to_owned(),
+            )
+        })?;
+        dynamics.push(DynamicsSettings {
+            connector: crm_dynamics::Config {
+                name: raw.name,
+                base_url,
+                token_url,
+                client_id,
+                client_secret: client_secret.expose().to_owned(),
+                users: raw.users.into_iter().collect(),
+                timeout: Duration::from_secs(raw.timeout_secs.max(1)),
+            },
+            concurrency: raw.concurrency.max(1),
+        });
+    }
+    let mut webhook = Vec::new();
+    for (index, raw) in crm.webhook.into_iter().enumerate() {
+        let field = |name: &str| format!("crm.webhook[{index}].{name}");
+        claim_name(&mut names, &raw.name, &field("name"))?;
+        let url = http_url(&raw.url, &field("url"))?;
+        let secret = resolve_secret(
+            &field("secret"),
+            raw.secret,
+            raw.secret_file.as_deref(),
+            &env_name(&raw.name, "SECRET"),
+            environment,
+        )?
+        .ok_or_else(|| {
+            invalid(
+                &field("secret"),
+                "is required (or secret_file, or the environment variable)".to_owned(),
+            )
+        })?;
+        if secret.expose().len() < 16 {
+            return Err(invalid(
+                &field("secret"),
+                "must be at least 16 bytes; generate one with `openssl rand -hex 32`".to_owned(),
+            ));
+        }
+        if raw.rate_per_sec.is_nan() || raw.rate_per_sec < 0.0 {
+            return Err(invalid(
+                &field("rate_per_sec"),
+                "must be 0 (unlimited) or positive".to_owned(),
+            ));
+        }
+        webhook.push(WebhookSettings {
+            connector: sink_webhook::Config {
+                name: raw.name,
+                url,
+                secret: secret.expose().to_owned(),
+                call_started: raw.call_started,
+                timeout: Duration::from_secs(raw.timeout_secs.max(1)),
+                rate_per_sec: raw.rate_per_sec,
+            },
+            concurrency: raw.concurrency.max(1),
+        });
+    }
     Ok(CrmSettings {
         worker,
         max_age: Duration::from_secs(raw_outbox.max_age_hours.saturating_mul(3600)),
         directory_callback_tasks: crm.directory.callback_tasks,
         bitrix24,
+        amocrm,
+        dynamics,
+        webhook,
     })
+}
+
+/// Records a connector name, refusing a bad or repeated one.
+fn claim_name(names: &mut Vec<String>, name: &str, field: &str) -> Result<(), ConfigError> {
+    if !valid_name(name) {
+        return Err(invalid(
+            field,
+            format!("`{name}` must be letters, digits, - or _"),
+        ));
+    }
+    if names.iter().any(|n| n == name) {
+        return Err(invalid(field, format!("`{name}` names two connectors")));
+    }
+    names.push(name.to_owned());
+    Ok(())
+}
+
+fn http_url(url: &str, field: &str) -> Result<String, ConfigError> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url.to_owned())
+    } else {
+        Err(invalid(field, format!("`{url}` must be an http(s) URL")))
+    }
+}
+
+fn required(value: Option<String>, field: &str) -> Result<String, ConfigError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| invalid(field, "is required".to_owned()))
 }
