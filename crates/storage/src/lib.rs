@@ -56,8 +56,8 @@ pub use outbox::{
     ConnectorStats, CrmToken, FailureCount, NewOutboxJob, OutboxJob, OutboxStats, Settled,
 };
 pub use reports::{
-    AgentCallsRow, CallFactsRow, CallbackRow, CostCallRow, KpiSumsRow, LineRow, ReportGroup,
-    ReportQuery, StatusTimeRow,
+    rollup_applies, AgentCallsRow, CallFactsRow, CallbackRow, CostCallRow, KpiSumsRow, LineRow,
+    ReportGroup, ReportQuery, StatusTimeRow, ROLLUP_SL_THRESHOLDS_S,
 };
 pub use status::StatusSpan;
 pub use tasks::{NewCallbackTask, OpenedTask, TaskFilter, TaskRow};

@@ -183,36 +183,101 @@ const HOUR_US: i64 = 3_600_000_000;
 
 impl Storage {
     /// KPI sums per group over the finished calls that started in `[from, to)`.
+    ///
+    /// Reads the hourly rollup (`report_hourly`, migration 0003) for the whole hours of the
+    /// period when [`rollup_applies`] says it can answer exactly, and raw call rows for the
+    /// partial hours at either end; otherwise raw rows only. Rows are ordered by key, then
+    /// buckets, with `None` first.
     pub async fn report_kpi_sums(&self, q: &ReportQuery) -> Result<Vec<KpiSumsRow>, StorageError> {
+        let from = to_micros(q.from);
+        let to = to_micros(q.to);
+        let Some((whole_from, whole_to)) = rollup_span(q) else {
+            return self.report_kpi_sums_raw(q).await;
+        };
+        let mut rows = self
+            .kpi_sums_from(q, Source::Rollup, whole_from, whole_to)
+            .await?;
+        if from < whole_from {
+            rows.extend(
+                self.kpi_sums_from(q, Source::Calls, from, whole_from)
+                    .await?,
+            );
+        }
+        if whole_to < to {
+            rows.extend(self.kpi_sums_from(q, Source::Calls, whole_to, to).await?);
+        }
+        Ok(merge_rows(rows))
+    }
+
+    /// The same sums as [`Storage::report_kpi_sums`], always from raw call rows (the reference
+    /// the rollup is tested against, and the path for queries the rollup cannot answer).
+    pub async fn report_kpi_sums_raw(
+        &self,
+        q: &ReportQuery,
+    ) -> Result<Vec<KpiSumsRow>, StorageError> {
+        let rows = self
+            .kpi_sums_from(q, Source::Calls, to_micros(q.from), to_micros(q.to))
+            .await?;
+        Ok(merge_rows(rows))
+    }
+
+    async fn kpi_sums_from(
+        &self,
+        q: &ReportQuery,
+        source: Source,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<KpiSumsRow>, StorageError> {
+        let rollup = source == Source::Rollup;
+        let time = if rollup { "hour_us" } else { "started_at" };
+        // Rollup keys are '' for NULL and '=' || value otherwise (see migration 0003).
+        let key_column = |raw: &str, key: &str| {
+            if rollup {
+                format!("(CASE WHEN {key} = '' THEN NULL ELSE substr({key}, 2) END)")
+            } else {
+                raw.to_owned()
+            }
+        };
         let mut cond = Conditions::default();
-        let from = cond.arg(Arg::Int(to_micros(q.from)));
-        let to = cond.arg(Arg::Int(to_micros(q.to)));
-        cond.push(format!("started_at >= {from}"));
-        cond.push(format!("started_at < {to}"));
-        cond.push("ended_at IS NOT NULL".to_owned());
-        cond.push("outcome IS NOT NULL".to_owned());
-        cond.push("direction <> 'internal'".to_owned());
-        for (column, value) in [
-            ("queue", &q.queue),
-            ("line", &q.line),
-            ("answered_by", &q.agent),
+        let from = cond.arg(Arg::Int(from_us));
+        let to = cond.arg(Arg::Int(to_us));
+        cond.push(format!("{time} >= {from}"));
+        cond.push(format!("{time} < {to}"));
+        if !rollup {
+            cond.push("ended_at IS NOT NULL".to_owned());
+            cond.push("outcome IS NOT NULL".to_owned());
+            cond.push("direction <> 'internal'".to_owned());
+        }
+        for (column, key, value) in [
+            ("queue", "queue_key", &q.queue),
+            ("line", "line_key", &q.line),
+            ("answered_by", "agent_key", &q.agent),
         ] {
             if let Some(value) = value {
-                let p = cond.arg(Arg::Text(value.clone()));
-                cond.push(format!("{column} = {p}"));
+                if rollup {
+                    let p = cond.arg(Arg::Text(format!("={value}")));
+                    cond.push(format!("{key} = {p}"));
+                } else {
+                    let p = cond.arg(Arg::Text(value.clone()));
+                    cond.push(format!("{column} = {p}"));
+                }
             }
         }
         let local = |cond: &mut Conditions| {
             let p = cond.arg(Arg::Int(i64::from(q.utc_offset_s) * 1_000_000));
-            format!("(started_at + {p})")
+            format!("({time} + {p})")
         };
         let no_key = || "CAST(NULL AS TEXT)".to_owned();
         let no_bucket = || "CAST(NULL AS BIGINT)".to_owned();
         let (key, bucket, bucket2) = match q.group {
             ReportGroup::Total => (no_key(), no_bucket(), no_bucket()),
-            ReportGroup::Queue => ("queue".to_owned(), no_bucket(), no_bucket()),
-            ReportGroup::Agent => ("answered_by".to_owned(), no_bucket(), no_bucket()),
-            ReportGroup::Line => ("line".to_owned(), no_bucket(), no_bucket()),
+            ReportGroup::Queue => (key_column("queue", "queue_key"), no_bucket(), no_bucket()),
+            ReportGroup::Agent => (
+                key_column("answered_by", "agent_key"),
+                no_bucket(),
+                no_bucket(),
+            ),
+            ReportGroup::Line => (key_column("line", "line_key"), no_bucket(), no_bucket()),
             ReportGroup::Day => {
                 let t = local(&mut cond);
                 (no_key(), format!("{t} / {DAY_US}"), no_bucket())
@@ -234,54 +299,11 @@ impl Storage {
                 )
             }
         };
-        let mut sl = String::from("CASE queue");
-        for (queue, ms) in &q.sl_per_queue {
-            let name = cond.arg(Arg::Text(queue.clone()));
-            let threshold = cond.arg(Arg::Int(*ms));
-            sl.push_str(&format!(" WHEN {name} THEN {threshold}"));
-        }
-        let default = cond.arg(Arg::Int(q.sl_default_ms));
-        if q.sl_per_queue.is_empty() {
-            sl = default;
+        let sql = if rollup {
+            rollup_sums_sql(q, &mut cond, &key, &bucket, &bucket2)
         } else {
-            sl.push_str(&format!(" ELSE {default} END"));
-        }
-        // The partition of cti_core::kpi::CallFacts::class, spelled in SQL.
-        let inbound = "direction = 'inbound'";
-        let answered = "direction = 'inbound' AND outcome = 'answered'";
-        let short = "direction = 'inbound' AND outcome <> 'answered' AND short_abandon";
-        let counted = "direction = 'inbound' AND (outcome = 'answered' OR NOT short_abandon)";
-        let abandoned = "direction = 'inbound' AND outcome = 'abandoned' AND NOT short_abandon";
-        let missed = "direction = 'inbound' AND outcome NOT IN ('answered', 'abandoned') AND NOT short_abandon";
-        let outbound = "direction = 'outbound'";
-        let count = |c: &str| format!("CAST(SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS BIGINT)");
-        let sum =
-            |c: &str, v: &str| format!("CAST(SUM(CASE WHEN {c} THEN {v} ELSE 0 END) AS BIGINT)");
-        let sql = format!(
-            "SELECT {key} AS k, {bucket} AS b1, {bucket2} AS b2, \
-             {offered} AS offered, {answered_n} AS answered, \
-             CAST(SUM(CASE WHEN {answered} AND wait_ms <= {sl} THEN 1 ELSE 0 END) AS BIGINT) AS answered_in_sl, \
-             {missed_n} AS missed, {abandoned_n} AS abandoned, {short_n} AS short_abandoned, \
-             {wait_sum} AS wait_sum_ms, CAST(MAX(CASE WHEN {counted} THEN wait_ms ELSE 0 END) AS BIGINT) AS wait_max_ms, \
-             {answered_wait} AS answered_wait_sum_ms, {talk} AS talk_sum_ms, {hold} AS hold_sum_ms, \
-             CAST(SUM(transfers) AS BIGINT) AS transfers, \
-             {outbound_n} AS outbound, {outbound_answered} AS outbound_answered, \
-             {outbound_talk} AS outbound_talk_sum_ms \
-             FROM calls{where_sql} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            offered = count(inbound),
-            answered_n = count(answered),
-            missed_n = count(missed),
-            abandoned_n = count(abandoned),
-            short_n = count(short),
-            wait_sum = sum(counted, "wait_ms"),
-            answered_wait = sum(answered, "wait_ms"),
-            talk = sum(answered, "talk_ms"),
-            hold = sum(answered, "hold_ms"),
-            outbound_n = count(outbound),
-            outbound_answered = count("direction = 'outbound' AND outcome = 'answered'"),
-            outbound_talk = sum(outbound, "talk_ms"),
-            where_sql = cond.where_sql(),
-        );
+            raw_sums_sql(q, &mut cond, &key, &bucket, &bucket2)
+        };
         on_pool!(self, pool => {
             let rows = bind_args!(sqlx::query(&sql), cond.args.clone()).fetch_all(pool).await?;
             rows.iter().map(kpi_row).collect()
@@ -487,6 +509,185 @@ impl Storage {
                 .collect()
         })
     }
+}
+
+/// Where KPI sums are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Calls,
+    Rollup,
+}
+
+/// The service-level thresholds the rollup keeps a count for (`answered_le_<N>s`), seconds.
+pub const ROLLUP_SL_THRESHOLDS_S: [i64; 11] = [5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300];
+
+/// Whether `report_kpi_sums` can read this query from the hourly rollup: the local offset is
+/// a whole number of hours (so every hour of the rollup falls in one local hour, day and
+/// weekday), every service-level threshold is on [`ROLLUP_SL_THRESHOLDS_S`], and the period
+/// holds at least one whole UTC hour. Every grouping and filter (queue, line, agent) is
+/// answerable, since the rollup is keyed by all three.
+pub fn rollup_applies(q: &ReportQuery) -> bool {
+    rollup_span(q).is_some()
+}
+
+/// The whole UTC hours of the period `[from, to)`, when the rollup applies.
+fn rollup_span(q: &ReportQuery) -> Option<(i64, i64)> {
+    let on_ladder = |ms: i64| ROLLUP_SL_THRESHOLDS_S.iter().any(|s| s * 1000 == ms);
+    if i64::from(q.utc_offset_s) % 3600 != 0
+        || !on_ladder(q.sl_default_ms)
+        || !q.sl_per_queue.iter().all(|(_, ms)| on_ladder(*ms))
+    {
+        return None;
+    }
+    let from = to_micros(q.from);
+    let to = to_micros(q.to);
+    let whole_from = from.div_euclid(HOUR_US) * HOUR_US
+        + if from.rem_euclid(HOUR_US) == 0 {
+            0
+        } else {
+            HOUR_US
+        };
+    let whole_to = to.div_euclid(HOUR_US) * HOUR_US;
+    (whole_from < whole_to).then_some((whole_from, whole_to))
+}
+
+fn raw_sums_sql(
+    q: &ReportQuery,
+    cond: &mut Conditions,
+    key: &str,
+    bucket: &str,
+    bucket2: &str,
+) -> String {
+    let mut sl = String::from("CASE queue");
+    for (queue, ms) in &q.sl_per_queue {
+        let name = cond.arg(Arg::Text(queue.clone()));
+        let threshold = cond.arg(Arg::Int(*ms));
+        sl.push_str(&format!(" WHEN {name} THEN {threshold}"));
+    }
+    let default = cond.arg(Arg::Int(q.sl_default_ms));
+    if q.sl_per_queue.is_empty() {
+        sl = default;
+    } else {
+        sl.push_str(&format!(" ELSE {default} END"));
+    }
+    // The partition of cti_core::kpi::CallFacts::class, spelled in SQL (and again in the
+    // rollup triggers of migration 0003).
+    let inbound = "direction = 'inbound'";
+    let answered = "direction = 'inbound' AND outcome = 'answered'";
+    let short = "direction = 'inbound' AND outcome <> 'answered' AND short_abandon";
+    let counted = "direction = 'inbound' AND (outcome = 'answered' OR NOT short_abandon)";
+    let abandoned = "direction = 'inbound' AND outcome = 'abandoned' AND NOT short_abandon";
+    let missed =
+        "direction = 'inbound' AND outcome NOT IN ('answered', 'abandoned') AND NOT short_abandon";
+    let outbound = "direction = 'outbound'";
+    let count = |c: &str| format!("CAST(SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS BIGINT)");
+    let sum = |c: &str, v: &str| format!("CAST(SUM(CASE WHEN {c} THEN {v} ELSE 0 END) AS BIGINT)");
+    format!(
+        "SELECT {key} AS k, {bucket} AS b1, {bucket2} AS b2, \
+         {offered} AS offered, {answered_n} AS answered, \
+         CAST(SUM(CASE WHEN {answered} AND wait_ms <= {sl} THEN 1 ELSE 0 END) AS BIGINT) AS answered_in_sl, \
+         {missed_n} AS missed, {abandoned_n} AS abandoned, {short_n} AS short_abandoned, \
+         {wait_sum} AS wait_sum_ms, CAST(MAX(CASE WHEN {counted} THEN wait_ms ELSE 0 END) AS BIGINT) AS wait_max_ms, \
+         {answered_wait} AS answered_wait_sum_ms, {talk} AS talk_sum_ms, {hold} AS hold_sum_ms, \
+         CAST(SUM(transfers) AS BIGINT) AS transfers, \
+         {outbound_n} AS outbound, {outbound_answered} AS outbound_answered, \
+         {outbound_talk} AS outbound_talk_sum_ms \
+         FROM calls{where_sql} GROUP BY 1, 2, 3",
+        offered = count(inbound),
+        answered_n = count(answered),
+        missed_n = count(missed),
+        abandoned_n = count(abandoned),
+        short_n = count(short),
+        wait_sum = sum(counted, "wait_ms"),
+        answered_wait = sum(answered, "wait_ms"),
+        talk = sum(answered, "talk_ms"),
+        hold = sum(answered, "hold_ms"),
+        outbound_n = count(outbound),
+        outbound_answered = count("direction = 'outbound' AND outcome = 'answered'"),
+        outbound_talk = sum(outbound, "talk_ms"),
+        where_sql = cond.where_sql(),
+    )
+}
+
+fn rollup_sums_sql(
+    q: &ReportQuery,
+    cond: &mut Conditions,
+    key: &str,
+    bucket: &str,
+    bucket2: &str,
+) -> String {
+    // rollup_span checked that every threshold is on the ladder.
+    let column = |ms: i64| format!("answered_le_{}s", ms / 1000);
+    let mut sl = String::from("CASE queue_key");
+    for (queue, ms) in &q.sl_per_queue {
+        let name = cond.arg(Arg::Text(format!("={queue}")));
+        sl.push_str(&format!(" WHEN {name} THEN {}", column(*ms)));
+    }
+    if q.sl_per_queue.is_empty() {
+        sl = column(q.sl_default_ms);
+    } else {
+        sl.push_str(&format!(" ELSE {} END", column(q.sl_default_ms)));
+    }
+    let sum = |c: &str| format!("CAST(SUM({c}) AS BIGINT) AS {c}");
+    let sums = [
+        "offered",
+        "answered",
+        "missed",
+        "abandoned",
+        "short_abandoned",
+        "wait_sum_ms",
+        "answered_wait_sum_ms",
+        "talk_sum_ms",
+        "hold_sum_ms",
+        "transfers",
+        "outbound",
+        "outbound_answered",
+        "outbound_talk_sum_ms",
+    ]
+    .map(sum)
+    .join(", ");
+    format!(
+        "SELECT {key} AS k, {bucket} AS b1, {bucket2} AS b2, {sums}, \
+         CAST(SUM({sl}) AS BIGINT) AS answered_in_sl, \
+         CAST(MAX(wait_max_ms) AS BIGINT) AS wait_max_ms \
+         FROM report_hourly{where_sql} GROUP BY 1, 2, 3",
+        where_sql = cond.where_sql(),
+    )
+}
+
+/// A row's group: text key, bucket, second bucket.
+type GroupKey = (Option<String>, Option<i64>, Option<i64>);
+
+/// Rows with the same keys added up (sums add, maxima take the larger), ordered by key.
+fn merge_rows(rows: Vec<KpiSumsRow>) -> Vec<KpiSumsRow> {
+    let mut merged: std::collections::BTreeMap<GroupKey, KpiSumsRow> =
+        std::collections::BTreeMap::new();
+    for row in rows {
+        let slot = merged
+            .entry((row.key.clone(), row.bucket, row.bucket2))
+            .or_insert_with(|| KpiSumsRow {
+                key: row.key.clone(),
+                bucket: row.bucket,
+                bucket2: row.bucket2,
+                ..KpiSumsRow::default()
+            });
+        slot.offered += row.offered;
+        slot.answered += row.answered;
+        slot.answered_in_sl += row.answered_in_sl;
+        slot.missed += row.missed;
+        slot.abandoned += row.abandoned;
+        slot.short_abandoned += row.short_abandoned;
+        slot.wait_sum_ms += row.wait_sum_ms;
+        slot.wait_max_ms = slot.wait_max_ms.max(row.wait_max_ms);
+        slot.answered_wait_sum_ms += row.answered_wait_sum_ms;
+        slot.talk_sum_ms += row.talk_sum_ms;
+        slot.hold_sum_ms += row.hold_sum_ms;
+        slot.transfers += row.transfers;
+        slot.outbound += row.outbound;
+        slot.outbound_answered += row.outbound_answered;
+        slot.outbound_talk_sum_ms += row.outbound_talk_sum_ms;
+    }
+    merged.into_values().collect()
 }
 
 fn kpi_row(row: &impl RowExt) -> Result<KpiSumsRow, StorageError> {

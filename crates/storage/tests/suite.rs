@@ -12,8 +12,8 @@ use serde_json::json;
 use storage::{
     Backend, CallAgent, CallFilter, CallId, CallWrite, CrmToken, CustomerId, CustomerPhone,
     CustomerUpsert, Direction, ExternalRef, JobStatus, NewCall, NewCallEvent, NewCallbackTask,
-    NewOutboxJob, NewSession, NewUser, Outcome, Role, Settled, Storage, StorageError, TaskFilter,
-    TaskStatus, UserId, UserQueue,
+    NewOutboxJob, NewSession, NewUser, Outcome, ReportGroup, ReportQuery, Role, Settled, Storage,
+    StorageError, TaskFilter, TaskStatus, UserId, UserQueue,
 };
 
 /// What each test gets: an empty, migrated database and the URL to open it again.
@@ -123,6 +123,7 @@ storage_tests!(
     users_extensions_tokens_and_sessions,
     agent_status_history_spans,
     crm_tokens_rotate_once,
+    report_rollup_equals_raw_rows,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -1582,4 +1583,232 @@ async fn schema_is_the_same_on_both_backends() {
         assert!(lite_indexes.len() > 20, "{lite_indexes:?}");
     })
     .await;
+}
+
+/// A deterministic pseudo-random call for the rollup test: every direction and outcome,
+/// missing queues, lines and agents, waits around the service-level thresholds, transfers.
+fn rollup_call(i: u64, seed: u64) -> NewCall {
+    let mut x = (i + 1).wrapping_mul(6_364_136_223_846_793_005) ^ seed;
+    let mut next = |n: u64| {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) % n
+    };
+    let id = format!("rollup.{i}");
+    let mut c = call(&id, (next(2 * 86_400)) as i64);
+    c.direction = match next(20) {
+        0 => Direction::Outbound,
+        1 => Direction::Internal,
+        _ => Direction::Inbound,
+    };
+    c.queue =
+        [None, Some("sales"), Some("vip"), Some("support")][next(4) as usize].map(str::to_owned);
+    c.line =
+        [None, Some("+74950000001"), Some("+74950000002")][next(3) as usize].map(str::to_owned);
+    let outcome = [
+        Outcome::Answered,
+        Outcome::Answered,
+        Outcome::Answered,
+        Outcome::Missed,
+        Outcome::Abandoned,
+        Outcome::Busy,
+        Outcome::Voicemail,
+    ][next(7) as usize];
+    c.outcome = Some(outcome);
+    c.answered_by =
+        (outcome == Outcome::Answered && next(5) > 0).then(|| format!("{}", 100 + next(4)));
+    c.short_abandon = outcome != Outcome::Answered && next(4) == 0;
+    // Waits land exactly on, just below and just above the thresholds too.
+    c.wait_ms = match next(4) {
+        0 => [10_000, 20_000, 30_000][next(3) as usize] + [0, 1, -1][next(3) as usize],
+        _ => next(90_000) as i64,
+    };
+    if outcome == Outcome::Answered {
+        c.talk_ms = 1_000 + next(300_000) as i64;
+        c.hold_ms = [0, 0, 5_000][next(3) as usize];
+    }
+    let transfers: Vec<_> = (0..next(3)).map(|_| json!({"to": "102"})).collect();
+    c.record = json!({"call_id": id, "transfers": transfers});
+    c.ended_at = Some(c.started_at + chrono::Duration::milliseconds(c.wait_ms + c.talk_ms + 1));
+    c
+}
+
+/// The hourly rollup (migration 0003) gives exactly the raw-row sums for every grouping,
+/// filter, service-level setting and local offset it accepts, after calls were written live,
+/// finished, and rewritten later (wrap-up, a corrected close that moves a call to another
+/// queue, agent or hour, a shorter wait that was the hour's maximum), and deleted.
+async fn report_rollup_equals_raw_rows(ctx: Ctx) {
+    let write = |c: NewCall| {
+        let db = ctx.db.clone();
+        async move {
+            db.write_call(&CallWrite {
+                call: &c,
+                agents: &[],
+                events: &[],
+                jobs: &[],
+            })
+            .await
+            .unwrap();
+        }
+    };
+    let n = 400;
+    for i in 0..n {
+        let finished = rollup_call(i, 1);
+        // First the live snapshot (not counted), then the finished call.
+        let mut live = finished.clone();
+        live.ended_at = None;
+        live.outcome = None;
+        write(live).await;
+        write(finished).await;
+    }
+    // Rewrites of finished calls: every fourth call gets a different close (queue, agent,
+    // hour, wait, outcome all drawn again), every third a wrap-up.
+    for i in (0..n).step_by(4) {
+        let mut rewritten = rollup_call(i, 2);
+        rewritten.id = CallId::new(format!("rollup.{i}"));
+        rewritten.degraded = true;
+        write(rewritten).await;
+    }
+    for i in (0..n).step_by(3) {
+        ctx.db
+            .set_call_wrapup(
+                &CallId::new(format!("rollup.{i}")),
+                Some("sale"),
+                None,
+                t(3 * 86_400),
+            )
+            .await
+            .unwrap();
+    }
+    // The longest counted wait of some hour shrinks: the rollup's maximum must follow.
+    let mut longest = rollup_call(1, 1);
+    longest.id = CallId::new("rollup.longest");
+    longest.direction = Direction::Inbound;
+    longest.outcome = Some(Outcome::Missed);
+    longest.short_abandon = false;
+    longest.wait_ms = 10_000_000;
+    write(longest.clone()).await;
+    longest.wait_ms = 3;
+    write(longest.clone()).await;
+    // And a call that is deleted outright (retention, a manual fix).
+    let mut doomed = rollup_call(2, 1);
+    doomed.id = CallId::new("rollup.doomed");
+    doomed.wait_ms = 20_000_000;
+    doomed.direction = Direction::Inbound;
+    doomed.short_abandon = false;
+    write(doomed).await;
+    match ctx.db.backend() {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
+            sqlx::query("DELETE FROM calls WHERE id = 'rollup.doomed'")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
+            sqlx::query("DELETE FROM calls WHERE id = 'rollup.doomed'")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+
+    let groups = [
+        ReportGroup::Total,
+        ReportGroup::Queue,
+        ReportGroup::Agent,
+        ReportGroup::Line,
+        ReportGroup::Day,
+        ReportGroup::Hour,
+        ReportGroup::Weekday,
+        ReportGroup::WeekdayHour,
+    ];
+    let filters: [(Option<&str>, Option<&str>, Option<&str>); 4] = [
+        (None, None, None),
+        (Some("vip"), None, None),
+        (None, Some("+74950000002"), None),
+        (Some("sales"), None, Some("101")),
+    ];
+    // Whole hours, and a period whose ends cut hours (raw rows for the partial hours).
+    let periods = [(t(-3_600), t(3 * 86_400)), (t(1_234), t(86_400 + 777))];
+    let mut compared = 0;
+    for (from, to) in periods {
+        for (utc_offset_s, sl_per_queue) in [
+            (0, vec![]),
+            (
+                3 * 3600,
+                vec![("vip".to_owned(), 10_000), ("support".to_owned(), 30_000)],
+            ),
+        ] {
+            for group in groups {
+                for (queue, line, agent) in filters {
+                    let q = ReportQuery {
+                        from,
+                        to,
+                        group,
+                        utc_offset_s,
+                        sl_default_ms: 20_000,
+                        sl_per_queue: sl_per_queue.clone(),
+                        queue: queue.map(str::to_owned),
+                        line: line.map(str::to_owned),
+                        agent: agent.map(str::to_owned),
+                    };
+                    assert!(storage::rollup_applies(&q), "{q:?}");
+                    let rollup = ctx.db.report_kpi_sums(&q).await.unwrap();
+                    let raw = ctx.db.report_kpi_sums_raw(&q).await.unwrap();
+                    assert_eq!(rollup, raw, "{q:?}");
+                    assert!(!raw.is_empty(), "{q:?}");
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 2 * 2 * 8 * 4);
+
+    // The maximum followed the shrinking wait and the deleted call: no hour keeps 10,000 s.
+    let q = ReportQuery {
+        from: t(-3_600),
+        to: t(3 * 86_400),
+        group: ReportGroup::Total,
+        utc_offset_s: 0,
+        sl_default_ms: 20_000,
+        sl_per_queue: vec![],
+        queue: None,
+        line: None,
+        agent: None,
+    };
+    let total = ctx.db.report_kpi_sums(&q).await.unwrap();
+    assert_eq!(total.len(), 1);
+    assert!(total[0].wait_max_ms < 90_000, "{total:?}");
+    // Counted once each: n calls plus `longest`, internal ones excluded.
+    let internal = (0..n)
+        .map(|i| {
+            if i % 4 == 0 {
+                rollup_call(i, 2)
+            } else {
+                rollup_call(i, 1)
+            }
+        })
+        .filter(|c| c.direction == Direction::Internal)
+        .count() as i64;
+    assert_eq!(
+        total[0].offered + total[0].outbound,
+        n as i64 + 1 - internal
+    );
+
+    // Thresholds off the ladder and half-hour offsets are answered from raw rows.
+    let mut off_ladder = q.clone();
+    off_ladder.sl_default_ms = 12_345;
+    assert!(!storage::rollup_applies(&off_ladder));
+    let mut half_hour = q.clone();
+    half_hour.utc_offset_s = 5 * 3600 + 1800;
+    assert!(!storage::rollup_applies(&half_hour));
+    assert_eq!(
+        ctx.db.report_kpi_sums(&half_hour).await.unwrap(),
+        ctx.db.report_kpi_sums_raw(&half_hour).await.unwrap()
+    );
 }
