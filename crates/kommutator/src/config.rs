@@ -294,6 +294,8 @@ pub struct Settings {
     pub dashboard: insight::DashboardSettings,
     /// `None` when `[events.nats]` is off.
     pub nats: Option<insight::NatsSettings>,
+    /// `[[events.webhook]]` receivers of domain events.
+    pub event_webhooks: Vec<insight::EventWebhookSettings>,
     /// Call routing; `None` when `[routing]` has no rules.
     pub routing: Option<crate::routing::RoutingSettings>,
 }
@@ -564,6 +566,7 @@ impl RawConfig {
         let reports = insight::resolve_reports(self.reports)?;
         let dashboard = insight::resolve_dashboard(self.dashboard)?;
         let nats = insight::resolve_nats(self.events.nats, environment)?;
+        let event_webhooks = insight::resolve_event_webhooks(self.events.webhook, environment)?;
         let routing = crate::routing::resolve(self.routing)?;
         Ok(Settings {
             routing,
@@ -572,6 +575,7 @@ impl RawConfig {
             reports,
             dashboard,
             nats,
+            event_webhooks,
             server: ServerSettings {
                 listen,
                 public_url,
@@ -697,6 +701,20 @@ impl Settings {
             );
         }
         self.crm.describe(&mut out);
+        for hook in &self.event_webhooks {
+            // The URL may carry a token in its query: only its origin is shown.
+            let origin = hook
+                .connector
+                .url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "events.webhook {}: {origin} secret=*** kinds={:?}",
+                hook.connector.name, hook.kinds
+            );
+        }
         out
     }
 }

@@ -71,6 +71,21 @@ pub fn start(
         connectors.push((connector, b24.concurrency));
     }
     drop(click_tx);
+    for hook in &settings.event_webhooks {
+        if connectors
+            .iter()
+            .any(|(c, _)| c.name() == hook.connector.name)
+        {
+            anyhow::bail!(
+                "events.webhook {}: the name is already used by a CRM connector; pick another",
+                hook.connector.name
+            );
+        }
+        let connector = sink_webhook::build_events(hook.connector.clone())
+            .map_err(|err| anyhow::anyhow!("events.webhook {}: {err}", hook.connector.name))?;
+        // One slot: a receiver gets a stream's events in the order they happened.
+        connectors.push((connector, 1));
+    }
     for amo in &crm.amocrm {
         let connector = crm_amocrm::build(amo.connector.clone(), storage.clone())
             .map_err(|err| anyhow::anyhow!("crm.amocrm {}: {err}", amo.connector.name))?;

@@ -116,6 +116,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         reports: crate::config::insight::resolve_reports(Default::default())?,
         dashboard: crate::config::insight::resolve_dashboard(Default::default())?,
         nats: None,
+        event_webhooks: Vec::new(),
         routing: Some(crate::routing::demo_settings()?),
     };
 

@@ -77,11 +77,9 @@ impl Running {
         let hub = server::cti::Hub::start(storage.clone(), settings.cti.hub.clone());
         let reports = Arc::new(settings.reports.clone());
         let dashboard = crate::insight::start_dashboard(settings, storage.clone(), &hub, &reports);
-        let (taps, nats_task) = crate::insight::Taps::start(settings, &dashboard, stop.clone());
-        let mut tasks = Vec::new();
-        if let Some(task) = nats_task {
-            tasks.push(("events", task));
-        }
+        let (taps, event_tasks) =
+            crate::insight::Taps::start(settings, &dashboard, storage.clone(), stop.clone());
+        let mut tasks = event_tasks;
         let crm = crate::crm::start(settings, storage.clone(), &metrics, stop.clone())
             .context("cannot start the CRM connectors")?;
         tasks.extend(crm.tasks);

@@ -160,6 +160,122 @@ impl Default for RawAlerts {
 pub struct RawEvents {
     /// Publish every domain event to NATS JetStream.
     pub nats: RawNats,
+    /// `[[events.webhook]]`: POST domain events, signed, retried through the outbox.
+    pub webhook: Vec<RawEventWebhook>,
+}
+
+/// One `[[events.webhook]]`: a receiver of domain events (`docs/events.md`, `docs/webhooks.md`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEventWebhook {
+    /// Instance name: letters, digits, `-`, `_`; unique among connectors (it names the
+    /// outbox queue and the metrics).
+    pub name: String,
+    /// Where to POST (http or https).
+    pub url: String,
+    /// Shared HMAC secret, at least 16 characters; prefer `secret_file` or the environment
+    /// variable `KOMMUTATOR_EVENTS_<NAME>_SECRET`.
+    pub secret: Option<String>,
+    /// File holding the secret.
+    pub secret_file: Option<PathBuf>,
+    /// Which events: kinds (`call.answered`), families (`call.*`) or `*`. Default: all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Request timeout, seconds. Default 10.
+    #[serde(default = "default_event_webhook_timeout")]
+    pub timeout_secs: u64,
+    /// Requests per second at most; 0 is unlimited. Default 0.
+    #[serde(default)]
+    pub rate_per_sec: f64,
+}
+
+fn default_event_webhook_timeout() -> u64 {
+    10
+}
+
+/// A resolved `[[events.webhook]]`.
+#[derive(Debug, Clone)]
+pub struct EventWebhookSettings {
+    pub connector: sink_webhook::Config,
+    pub kinds: outbox::events::KindFilter,
+}
+
+/// Resolves `[[events.webhook]]`.
+pub fn resolve_event_webhooks(
+    raw: Vec<RawEventWebhook>,
+    environment: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<EventWebhookSettings>, ConfigError> {
+    let mut out: Vec<EventWebhookSettings> = Vec::new();
+    for hook in raw {
+        let field = |f: &str| format!("events.webhook {}: {f}", hook.name);
+        let valid_name = !hook.name.is_empty()
+            && hook
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name {
+            return Err(invalid(
+                "events.webhook.name",
+                format!("`{}` must be letters, digits, - or _", hook.name),
+            ));
+        }
+        if out.iter().any(|o| o.connector.name == hook.name) {
+            return Err(invalid(
+                &field("name"),
+                "is used twice: give each webhook its own name".to_owned(),
+            ));
+        }
+        let url_ok = hook.url.starts_with("http://") || hook.url.starts_with("https://");
+        if !url_ok {
+            return Err(invalid(
+                &field("url"),
+                "must be an http:// or https:// URL".to_owned(),
+            ));
+        }
+        let env = format!(
+            "KOMMUTATOR_EVENTS_{}_SECRET",
+            hook.name.to_ascii_uppercase().replace('-', "_")
+        );
+        let secret = resolve_secret(
+            &field("secret"),
+            hook.secret,
+            hook.secret_file.as_deref(),
+            &env,
+            environment,
+        )?
+        .ok_or_else(|| {
+            invalid(
+                &field("secret"),
+                format!("is required: set secret_file or {env}"),
+            )
+        })?;
+        if secret.expose().len() < 16 {
+            return Err(invalid(
+                &field("secret"),
+                "must be at least 16 characters".to_owned(),
+            ));
+        }
+        let kinds = outbox::events::KindFilter::new(&hook.kinds)
+            .map_err(|err| invalid(&field("kinds"), err))?;
+        if !(hook.rate_per_sec >= 0.0 && hook.rate_per_sec.is_finite()) {
+            return Err(invalid(
+                &field("rate_per_sec"),
+                "must be 0 (unlimited) or more".to_owned(),
+            ));
+        }
+        out.push(EventWebhookSettings {
+            connector: sink_webhook::Config {
+                name: hook.name.clone(),
+                url: hook.url,
+                secret: secret.expose().to_owned(),
+                call_started: false,
+                timeout: Duration::from_secs(hook.timeout_secs.max(1)),
+                rate_per_sec: hook.rate_per_sec,
+            },
+            kinds,
+        });
+    }
+    Ok(out)
 }
 
 /// `[events.nats]`.

@@ -28,8 +28,9 @@ fn example_parses_and_resolves() {
     assert_eq!(settings.asterisk[0].secret.expose(), "change-me");
 }
 
-/// The example documents commented-out optional fields as `# key = value`; with the comment
-/// marks removed it must still parse, and together they must name every field of the schema.
+/// The example documents commented-out optional fields as `# key = value` (and optional blocks
+/// as `# [[table]]`); with the comment marks removed it must still parse, and together they
+/// must name every field of the schema.
 #[test]
 fn example_covers_every_field() {
     let uncommented = uncomment_examples(EXAMPLE);
@@ -76,6 +77,16 @@ fn uncomment_examples(text: &str) -> String {
                 if rest.split_once(" = ").is_some_and(|(key, _)| {
                     key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
                 }) =>
+            {
+                rest
+            }
+            // A commented-out optional block: `# [[events.webhook]]`.
+            Some(rest)
+                if rest.starts_with("[[")
+                    && rest.ends_with("]]")
+                    && rest[2..rest.len() - 2]
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.') =>
             {
                 rest
             }
@@ -257,4 +268,56 @@ fn url_passwords_are_masked() {
     );
     assert_eq!(mask_url_password("postgres://u@h/d"), "postgres://u@h/d");
     assert_eq!(mask_url_password("sqlite://k.db"), "sqlite://k.db");
+}
+
+#[test]
+fn event_webhooks_resolve_with_their_secret_and_bad_ones_name_the_field() {
+    let hook = |extra: &str| {
+        format!(
+            "[[events.webhook]]\nname = \"bi\"\nurl = \"https://bi.example/hook?token=t\"\n{extra}"
+        )
+    };
+    let raw = parse(&hook("kinds = [\"call.*\"]\n"), Path::new("k.toml")).expect("parses");
+    let settings = raw
+        .resolve(&env_from(&[(
+            "KOMMUTATOR_EVENTS_BI_SECRET",
+            "a-long-shared-secret",
+        )]))
+        .expect("resolves");
+    assert_eq!(settings.event_webhooks.len(), 1);
+    let bi = &settings.event_webhooks[0];
+    assert_eq!(bi.connector.secret, "a-long-shared-secret");
+    assert!(bi.kinds.accepts("call.answered") && !bi.kinds.accepts("agent.status"));
+    let described = settings.describe();
+    assert!(described.contains("events.webhook bi: https://bi.example/hook secret=***"));
+    assert!(!described.contains("a-long-shared-secret") && !described.contains("token=t"));
+
+    for (extra, expected) in [
+        ("", "KOMMUTATOR_EVENTS_BI_SECRET"),
+        ("secret = \"short\"\n", "at least 16"),
+        (
+            "secret = \"a-long-shared-secret\"\nkinds = [\"Call\"]\n",
+            "kinds",
+        ),
+        (
+            "secret = \"a-long-shared-secret\"\nrate_per_sec = -1\n",
+            "rate_per_sec",
+        ),
+    ] {
+        let err = parse(&hook(extra), Path::new("k.toml"))
+            .and_then(|raw| raw.resolve(&no_environment))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{extra}: {err}");
+    }
+    let twice = format!(
+        "{}{}",
+        hook("secret = \"a-long-shared-secret\"\n"),
+        hook("secret = \"a-long-shared-secret\"\n")
+    );
+    let err = parse(&twice, Path::new("k.toml"))
+        .and_then(|raw| raw.resolve(&no_environment))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("used twice"), "{err}");
 }
