@@ -89,3 +89,4 @@ pub fn get_as(addr: &str, cookie: &str, path: &str) -> (u16, String) {
     let res = request(addr, "GET", path, &[("Cookie", cookie)], "");
     (res.status, res.body)
 }
+pub mod outage;
