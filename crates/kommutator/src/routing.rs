@@ -349,6 +349,9 @@ impl LookupSource for LiveUsersSource {
 pub struct Started {
     /// The service, for the HTTP route endpoint and the pipeline.
     pub service: Arc<RoutingService>,
+    /// The agent availability the service decides with; feed it live presence with
+    /// [`follow_presence`].
+    pub availability: Arc<LiveAvailability>,
     /// Directory refresh and FastAGI server.
     pub tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
     /// The FastAGI address actually bound (port 0 resolved), if a listener is configured.
@@ -373,10 +376,11 @@ pub fn start(
     let directory = Arc::new(Directory::new(
         Some(source.clone() as Arc<dyn LookupSource>),
     ));
+    let availability = Arc::new(LiveAvailability::default());
     let service = Arc::new(RoutingService::new(
         settings.router.clone(),
         directory.clone(),
-        Arc::new(KnownExtensions::default()),
+        availability.clone(),
         settings.service,
         log,
     ));
@@ -392,16 +396,19 @@ pub fn start(
         )),
     ));
     {
-        let (service, storage, mut stop, interval) =
-            (service.clone(), storage, stop.clone(), settings.refresh);
+        let (availability, storage, mut stop, interval) = (
+            availability.clone(),
+            storage,
+            stop.clone(),
+            settings.refresh,
+        );
         tasks.push((
             "routing-users",
             tokio::spawn(async move {
                 loop {
                     match UserExtensions::load(&storage).await {
                         Ok(users) => {
-                            let known = KnownExtensions::new(users.extensions().map(Into::into));
-                            service.set_agents(Arc::new(known));
+                            availability.set_known(users.extensions());
                             *source.users.write().unwrap_or_else(PoisonError::into_inner) =
                                 Arc::new(users);
                         }
@@ -447,8 +454,86 @@ pub fn start(
     }
     Ok(Started {
         service,
+        availability,
         tasks,
         agi_addr,
+    })
+}
+
+/// Agent availability for routing rules ("assigned manager if available", "last agent if
+/// available", agent-else-queue): an extension is available when it belongs to a user and the
+/// CTI hub's live presence last said its agent is `available`. Away, after-call work and
+/// offline are not available. An extension whose agent has not reported a status since
+/// start counts as available, as before live presence existed: the hub only announces
+/// changes, and refusing every manager after a restart would send all customers to queues.
+#[derive(Debug, Default)]
+pub struct LiveAvailability {
+    known: RwLock<KnownExtensions>,
+    /// Extension → status name (`available`, `away`, `after_call_work`, `offline`).
+    statuses: RwLock<std::collections::HashMap<String, String>>,
+}
+
+impl LiveAvailability {
+    /// Replaces the set of extensions that belong to users (from the periodic user refresh).
+    pub fn set_known<'a>(&self, extensions: impl Iterator<Item = &'a str>) {
+        *self.known.write().unwrap_or_else(PoisonError::into_inner) =
+            KnownExtensions::new(extensions.map(Into::into));
+    }
+
+    /// Applies one status change from the hub's presence.
+    pub fn apply(&self, change: &server::dashboard::AgentStatusChange) {
+        let mut statuses = self
+            .statuses
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for extension in &change.extensions {
+            statuses.insert(extension.clone(), change.status.clone());
+        }
+    }
+}
+
+impl cti_core::routing::AgentAvailability for LiveAvailability {
+    fn is_available(&self, extension: &cti_core::Extension) -> bool {
+        let known = self
+            .known
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_available(extension);
+        known
+            && self
+                .statuses
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(extension.as_str())
+                .is_none_or(|status| status == "available")
+    }
+}
+
+/// Follows the hub's agent status changes (through the dashboard's broadcast) into `live`
+/// until `stop` turns true.
+pub fn follow_presence(
+    live: Arc<LiveAvailability>,
+    mut statuses: tokio::sync::broadcast::Receiver<server::dashboard::AgentStatusChange>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                change = statuses.recv() => match change {
+                    Ok(change) => live.apply(&change),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!(
+                        missed = n,
+                        "Routing missed agent status changes; availability catches up with the next ones."
+                    ),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = stop.changed() => {
+                    if *stop.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
     })
 }
 
@@ -516,6 +601,73 @@ mod tests {
             .unwrap_err();
             assert_eq!(err.rule, wanted);
         }
+    }
+
+    fn status(extension: &str, status: &str) -> server::dashboard::AgentStatusChange {
+        server::dashboard::AgentStatusChange {
+            at: cti_core::Timestamp::from_micros(0),
+            login: "anna".into(),
+            extensions: vec![extension.into()],
+            status: status.into(),
+            reason: (status == "away").then(|| "lunch".to_owned()),
+            origin: "agent".into(),
+        }
+    }
+
+    /// "Assigned manager if available" follows the hub's live presence: the manager's own
+    /// extension while available, the queue while away, in after-call work or offline.
+    #[test]
+    fn assigned_manager_follows_live_presence() {
+        let router = build_router(
+            &RawRouting {
+                rules: vec![
+                    rule("manager", "assigned_manager"),
+                    RawRule {
+                        queue: Some("support".into()),
+                        ..rule("default", "default")
+                    },
+                ],
+                ..RawRouting::default()
+            },
+            30,
+        )
+        .unwrap();
+        let request = cti_core::routing::RouteRequest {
+            caller: cti_core::routing::Caller::E164("+79161234567".into()),
+            line: None,
+            channel_language: None,
+            local_time: cti_core::routing::LocalTime::default(),
+            now: cti_core::Timestamp::from_micros(0),
+            customer: cti_core::routing::CustomerLookup::Found(
+                cti_core::routing::CustomerSummary {
+                    id: "c1".into(),
+                    name: "Romashka".into(),
+                    responsible: Some("101".into()),
+                    ..Default::default()
+                },
+            ),
+            degraded: None,
+        };
+        let live = LiveAvailability::default();
+        let route = |live: &LiveAvailability| router.decide(&request, live).route.to_string();
+        // Not a user's extension: never available.
+        assert_eq!(route(&live), "queue support (priority 0)");
+        live.set_known(["101", "102"].into_iter());
+        // A user, no status reported since start.
+        assert_eq!(route(&live), "agent 101");
+        live.apply(&status("101", "away"));
+        assert_eq!(route(&live), "queue support (priority 0)");
+        live.apply(&status("101", "available"));
+        assert_eq!(route(&live), "agent 101");
+        live.apply(&status("101", "after_call_work"));
+        assert_eq!(route(&live), "queue support (priority 0)");
+        // Another agent's change does not touch 101.
+        live.apply(&status("102", "available"));
+        assert_eq!(route(&live), "queue support (priority 0)");
+        live.apply(&status("101", "offline"));
+        assert_eq!(route(&live), "queue support (priority 0)");
+        live.apply(&status("101", "available"));
+        assert_eq!(route(&live), "agent 101");
     }
 
     #[test]

@@ -111,6 +111,15 @@ impl Running {
                 )
                 .context("cannot start call routing")?;
                 tasks.extend(started.tasks);
+                // "If available" rules read the hub's live agent presence.
+                tasks.push((
+                    "routing-presence",
+                    crate::routing::follow_presence(
+                        started.availability,
+                        dashboard.agent_statuses(),
+                        stop.clone(),
+                    ),
+                ));
                 agi = started.agi_addr;
                 Some(started.service)
             }
