@@ -791,3 +791,117 @@ fn required(value: Option<String>, field: &str) -> Result<String, ConfigError> {
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| invalid(field, "is required".to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::parse;
+
+    fn settings(
+        crm: &str,
+        environment: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<super::super::Settings, super::ConfigError> {
+        parse(crm, Path::new("test.toml"))?.resolve(environment)
+    }
+
+    fn none(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn connector_secrets_come_from_the_environment_and_files_and_are_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("d365");
+        std::fs::write(&secret_file, "dynamics-file-secret\n").unwrap();
+        let text = format!(
+            "[[crm.amocrm]]\nname = \"amo-1\"\nbase_url = \"https://a.amocrm.ru\"\nmode = \"token\"\n\
+             [[crm.dynamics]]\nname = \"d365\"\nbase_url = \"https://o.crm4.dynamics.com\"\n\
+             token_url = \"https://login.microsoftonline.com/t/oauth2/v2.0/token\"\nclient_id = \"app\"\n\
+             client_secret_file = \"{}\"\n\
+             [[crm.webhook]]\nname = \"hook\"\nurl = \"https://h.example.com/in?token=url-token\"\n\
+             secret = \"inline-webhook-secret\"\n",
+            secret_file.display()
+        );
+        let environment = |name: &str| match name {
+            "KOMMUTATOR_CRM_AMO_1_TOKEN" => Some("amo-env-token".to_owned()),
+            "KOMMUTATOR_CRM_HOOK_SECRET" => Some("webhook-env-secret".to_owned()),
+            _ => None,
+        };
+        let settings = settings(&text, &environment).expect("resolves");
+        let crm = &settings.crm;
+        assert!(matches!(
+            &crm.amocrm[0].connector.auth,
+            crm_amocrm::Auth::LongLived { token } if token == "amo-env-token"
+        ));
+        assert_eq!(
+            crm.dynamics[0].connector.client_secret,
+            "dynamics-file-secret"
+        );
+        // The environment wins over the inline value.
+        assert_eq!(crm.webhook[0].connector.secret, "webhook-env-secret");
+        let described = settings.describe();
+        for secret in [
+            "amo-env-token",
+            "dynamics-file-secret",
+            "webhook-env-secret",
+            "url-token",
+        ] {
+            assert!(!described.contains(secret), "{secret} in {described}");
+        }
+        assert!(described.contains("crm.amocrm amo-1"), "{described}");
+        assert!(described.contains("crm.dynamics d365"), "{described}");
+        assert!(
+            described.contains("crm.webhook hook: https://h.example.com/"),
+            "{described}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_connector_field() {
+        let cases = [
+            (
+                "[[crm.amocrm]]\nname = \"amo\"\nbase_url = \"https://a.amocrm.ru\"\nmode = \"token\"\n",
+                "crm.amocrm[0].token",
+            ),
+            (
+                "[[crm.amocrm]]\nname = \"amo\"\nbase_url = \"a.amocrm.ru\"\nmode = \"token\"\ntoken = \"t\"\n",
+                "crm.amocrm[0].base_url",
+            ),
+            (
+                "[[crm.amocrm]]\nname = \"amo\"\nbase_url = \"https://a.amocrm.ru\"\nmode = \"token\"\n\
+                 token = \"t\"\nrate_per_sec = 10.0\n",
+                "crm.amocrm[0].rate_per_sec",
+            ),
+            (
+                "[[crm.amocrm]]\nname = \"amo\"\nbase_url = \"https://a.amocrm.ru\"\nmode = \"oauth\"\n\
+                 client_id = \"c\"\nclient_secret = \"s\"\n",
+                "crm.amocrm[0].redirect_uri",
+            ),
+            (
+                "[[crm.dynamics]]\nname = \"d\"\nbase_url = \"https://o\"\ntoken_url = \"https://t\"\n\
+                 client_id = \"app\"\n",
+                "crm.dynamics[0].client_secret",
+            ),
+            (
+                "[[crm.webhook]]\nname = \"h\"\nurl = \"https://h\"\nsecret = \"short\"\n",
+                "crm.webhook[0].secret",
+            ),
+            (
+                "[[crm.webhook]]\nname = \"directory\"\nurl = \"https://h\"\nsecret = \"long-enough-secret\"\n",
+                "crm.webhook[0].name",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = settings(text, &none).expect_err(text).to_string();
+            assert!(err.starts_with(field), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_connector_key_names_its_line() {
+        let text = "[[crm.webhook]]\nname = \"h\"\nurl = \"https://h\"\nsecrte = \"x\"\n";
+        let err = parse(text, Path::new("test.toml")).unwrap_err().to_string();
+        assert!(err.contains("secrte") && err.contains('4'), "{err}");
+    }
+}
