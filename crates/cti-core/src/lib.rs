@@ -34,4 +34,4 @@ pub use record::{
     AgentTalk, CallRecord, Direction, Outcome, Recording, TalkSegment, Transfer, TransferKind,
 };
 pub use time::Timestamp;
-pub use tracker::{CallTracker, Effect, RingEnd, UpdateReason};
+pub use tracker::{close_orphan, CallTracker, Effect, RingEnd, UpdateReason};

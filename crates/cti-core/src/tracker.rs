@@ -1864,3 +1864,94 @@ fn empty_record(now: Timestamp) -> CallRecord {
         linkedids: Vec::new(),
     }
 }
+
+/// Ends a call that storage still holds as open although neither the PBX (its resync channel
+/// list) nor the tracker knows it any more: it ended while Kommutator was not listening.
+/// `last_seen` is the last time anything was recorded for it (never the current time, which
+/// would invent talk time for the whole outage). The result is degraded, like every call
+/// closed by a resync, and its outcome follows from what was known: answered if someone
+/// answered, missed if an agent was offered it or it was dialled out, abandoned otherwise.
+pub fn close_orphan(mut record: CallRecord, last_seen: Timestamp) -> CallRecord {
+    let ended = if last_seen < record.started_at {
+        record.started_at
+    } else {
+        last_seen
+    };
+    record.ended_at = Some(ended);
+    record.degraded = true;
+    record.outcome = Some(match record.answered_at {
+        Some(answered) => {
+            let talked = ended.micros_since(answered).max(0);
+            record.talk_us = record.talk_us.max(talked);
+            Outcome::Answered
+        }
+        None => {
+            record.wait_us = record.wait_us.max(ended.micros_since(record.started_at));
+            if !record.agents_rang.is_empty() || record.direction == Direction::Outbound {
+                Outcome::Missed
+            } else {
+                Outcome::Abandoned
+            }
+        }
+    });
+    record
+}
+
+#[cfg(test)]
+mod close_orphan_tests {
+    use super::*;
+
+    fn open_call(started: i64) -> CallRecord {
+        CallRecord {
+            call_id: CallId::new("1700000000.1"),
+            direction: Direction::Inbound,
+            customer_number: None,
+            customer_name: None,
+            line: None,
+            started_at: Timestamp::from_micros(started),
+            answered_at: None,
+            ended_at: None,
+            outcome: None,
+            answered_by: None,
+            agent: None,
+            originator: None,
+            agents_rang: Vec::new(),
+            queue: None,
+            queues: Vec::new(),
+            wait_us: 0,
+            queue_wait_us: 0,
+            talk_us: 0,
+            hold_us: 0,
+            transfers: Vec::new(),
+            segments: Vec::new(),
+            agent_talk: Vec::new(),
+            recording: None,
+            application: None,
+            degraded: false,
+            short_abandon: false,
+            hangup_cause: None,
+            linkedids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ends_at_the_last_seen_time_with_the_known_outcome() {
+        let mut answered = open_call(1_000_000);
+        answered.answered_at = Some(Timestamp::from_micros(3_000_000));
+        let closed = close_orphan(answered, Timestamp::from_micros(10_000_000));
+        assert_eq!(closed.ended_at, Some(Timestamp::from_micros(10_000_000)));
+        assert_eq!(closed.outcome, Some(Outcome::Answered));
+        assert_eq!(closed.talk_us, 7_000_000);
+        assert!(closed.degraded);
+
+        let mut rang = open_call(1_000_000);
+        rang.agents_rang.push(Extension::new("101"));
+        let closed = close_orphan(rang, Timestamp::from_micros(4_000_000));
+        assert_eq!(closed.outcome, Some(Outcome::Missed));
+        assert_eq!(closed.wait_us, 3_000_000);
+
+        let closed = close_orphan(open_call(1_000_000), Timestamp::from_micros(500_000));
+        assert_eq!(closed.outcome, Some(Outcome::Abandoned));
+        assert_eq!(closed.ended_at, Some(Timestamp::from_micros(1_000_000)));
+    }
+}
