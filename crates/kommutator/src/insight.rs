@@ -140,12 +140,18 @@ impl Taps {
         }
     }
 
-    /// The taps of one PBX connection.
-    pub fn for_pbx(&self, source: &str) -> PbxTaps {
+    /// The taps of one PBX connection; `availability` (routing's view of who is free) follows
+    /// who is on a call from the same effects.
+    pub fn for_pbx(
+        &self,
+        source: &str,
+        availability: Option<Arc<crate::routing::LiveAvailability>>,
+    ) -> PbxTaps {
         PbxTaps {
             source: source.to_owned(),
             taps: self.clone(),
             mapper: sink_nats::EventMapper::new(),
+            availability,
         }
     }
 }
@@ -155,6 +161,7 @@ pub struct PbxTaps {
     source: String,
     taps: Taps,
     mapper: sink_nats::EventMapper,
+    availability: Option<Arc<crate::routing::LiveAvailability>>,
 }
 
 impl PbxTaps {
@@ -162,6 +169,11 @@ impl PbxTaps {
     pub async fn publish(&mut self, batch: &[(Timestamp, Effect)]) {
         if batch.is_empty() {
             return;
+        }
+        if let Some(availability) = &self.availability {
+            for (_, effect) in batch {
+                availability.apply_effect(effect);
+            }
         }
         if self.taps.nats.is_some() || self.taps.hooks.is_some() {
             let events = batch

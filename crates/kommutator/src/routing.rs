@@ -471,6 +471,8 @@ pub struct LiveAvailability {
     known: RwLock<KnownExtensions>,
     /// Extension → status name (`available`, `away`, `after_call_work`, `offline`).
     statuses: RwLock<std::collections::HashMap<String, String>>,
+    /// Extension → the calls it is talking on now (from the tracker's effects).
+    on_call: RwLock<std::collections::HashMap<String, std::collections::HashSet<String>>>,
 }
 
 impl LiveAvailability {
@@ -492,8 +494,47 @@ impl LiveAvailability {
     }
 }
 
+impl LiveAvailability {
+    /// Follows who is on a call from one tracker effect. Keyed by call, and cleared when a
+    /// call ends, so an agent whose disconnect was never seen (a PBX restart) is not held busy
+    /// beyond the call's end.
+    pub fn apply_effect(&self, effect: &cti_core::Effect) {
+        use cti_core::Effect;
+        let mut on_call = self.on_call.write().unwrap_or_else(PoisonError::into_inner);
+        match effect {
+            Effect::AgentConnected { call_id, agent } => {
+                on_call
+                    .entry(agent.to_string())
+                    .or_default()
+                    .insert(call_id.to_string());
+            }
+            Effect::AgentDisconnected { call_id, agent } => {
+                if let Some(calls) = on_call.get_mut(agent.as_str()) {
+                    calls.remove(call_id.as_str());
+                }
+            }
+            Effect::CallEnded(record) => {
+                let id = record.call_id.as_str();
+                for calls in on_call.values_mut() {
+                    calls.remove(id);
+                }
+            }
+            _ => return,
+        }
+        on_call.retain(|_, calls| !calls.is_empty());
+    }
+}
+
 impl cti_core::routing::AgentAvailability for LiveAvailability {
     fn is_available(&self, extension: &cti_core::Extension) -> bool {
+        if self
+            .on_call
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(extension.as_str())
+        {
+            return false;
+        }
         let known = self
             .known
             .read()
@@ -667,6 +708,22 @@ mod tests {
         live.apply(&status("101", "offline"));
         assert_eq!(route(&live), "queue support (priority 0)");
         live.apply(&status("101", "available"));
+        assert_eq!(route(&live), "agent 101");
+        // On a call (two at once after a consultation): busy until both legs are gone.
+        let connected = |call: &str| cti_core::Effect::AgentConnected {
+            call_id: cti_core::CallId::new(call),
+            agent: cti_core::Extension::new("101"),
+        };
+        let disconnected = |call: &str| cti_core::Effect::AgentDisconnected {
+            call_id: cti_core::CallId::new(call),
+            agent: cti_core::Extension::new("101"),
+        };
+        live.apply_effect(&connected("c1"));
+        live.apply_effect(&connected("c2"));
+        assert_eq!(route(&live), "queue support (priority 0)");
+        live.apply_effect(&disconnected("c1"));
+        assert_eq!(route(&live), "queue support (priority 0)");
+        live.apply_effect(&disconnected("c2"));
         assert_eq!(route(&live), "agent 101");
     }
 

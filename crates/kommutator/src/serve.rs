@@ -101,6 +101,7 @@ impl Running {
             ));
         }
         let mut agi = None;
+        let mut availability = None;
         let routing = match &settings.routing {
             Some(routing) => {
                 let started = crate::routing::start(
@@ -115,12 +116,13 @@ impl Running {
                 tasks.push((
                     "routing-presence",
                     crate::routing::follow_presence(
-                        started.availability,
+                        started.availability.clone(),
                         dashboard.agent_statuses(),
                         stop.clone(),
                     ),
                 ));
                 agi = started.agi_addr;
+                availability = Some(started.availability);
                 Some(started.service)
             }
             None => None,
@@ -132,7 +134,7 @@ impl Running {
                 &metrics,
                 &hub,
                 crm.plan.clone(),
-                taps.for_pbx(&pbx.name),
+                taps.for_pbx(&pbx.name, availability.clone()),
                 stop.clone(),
                 routing.clone(),
             )
