@@ -11,7 +11,7 @@
 //! A call is written as it progresses (every effect is one timeline event and a new snapshot of
 //! the call row), so a crash mid-call loses nothing that was received.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +67,7 @@ pub fn start_asterisk(
     let tracker = CallTracker::new(pbx.tracker.clone());
     let source = pbx.name.clone();
     let (effects_tx, effects_rx) = mpsc::channel(WRITER_QUEUE);
+    let storage_for_tracker = storage.clone();
     let writer = tokio::spawn(write_effects(
         storage,
         source.clone(),
@@ -81,6 +82,7 @@ pub fn start_asterisk(
     tokio::spawn(async move { attach_hub.attach_pbx(&attach_name, control).await });
     let tracker_task = tokio::spawn(track(
         tracker,
+        storage_for_tracker,
         updates,
         effects_tx,
         source.clone(),
@@ -156,6 +158,7 @@ pub fn now() -> Timestamp {
 
 async fn track(
     mut tracker: CallTracker,
+    storage: storage::Storage,
     mut updates: mpsc::Receiver<AmiUpdate>,
     effects: mpsc::Sender<Vec<(Timestamp, Effect)>>,
     source: String,
@@ -167,10 +170,28 @@ async fn track(
     let mut clock = now();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Until the first resync: every call this process produced an effect for. Such a call may
+    // still be open in storage only because its end is queued for the writer, so it is never
+    // an orphan. `None` once the orphans were closed.
+    let mut seen: Option<HashSet<String>> = Some(HashSet::new());
     loop {
         let (batch, hub_items) = tokio::select! {
             update = updates.recv() => match update {
-                Some(update) => apply_update(&mut tracker, update, &mut clock, &source),
+                Some(update) => {
+                    let resync = matches!(update, AmiUpdate::Resynced { .. });
+                    let (mut batch, mut items) = apply_update(&mut tracker, update, &mut clock, &source);
+                    if let Some(known) = seen.as_mut() {
+                        known.extend(batch.iter().map(|(at, e)| describe(*at, e).0.to_string()));
+                    }
+                    if resync {
+                        if let Some(known) = seen.take() {
+                            let orphans = close_orphans(&storage, &source, &tracker, &known, clock).await;
+                            items.extend(orphans.iter().map(|(at, e)| server::cti::HubItem::Effect(*at, e.clone())));
+                            batch.extend(orphans);
+                        }
+                    }
+                    (batch, items)
+                }
                 None => break,
             },
             _ = tick.tick() => {
@@ -188,6 +209,131 @@ async fn track(
             tracing::error!(pbx = %source, "The call writer stopped; call records are no longer stored.");
             break;
         }
+    }
+}
+
+/// Calls that storage holds as open for this PBX but that neither the resync (live channels,
+/// now adopted by the tracker) nor this process knows: they ended while Kommutator was down.
+/// Each is ended through the same effect path as a live call, so the writer stores it with
+/// its CRM finish jobs in one transaction. Calls that began and ended entirely while
+/// Kommutator was down left nothing in storage and are not visible over AMI: not made up here.
+async fn close_orphans(
+    storage: &storage::Storage,
+    source: &str,
+    tracker: &CallTracker,
+    seen: &HashSet<String>,
+    at: Timestamp,
+) -> Vec<(Timestamp, Effect)> {
+    let live: HashSet<String> = tracker
+        .snapshot(at)
+        .iter()
+        .map(|record| record.call_id.to_string())
+        .collect();
+    let open = retry_forever("list open calls", || {
+        storage.list_open_calls_last_seen(source)
+    })
+    .await
+    .unwrap_or_default();
+    let mut effects = Vec::new();
+    for (row, last_event) in open {
+        let id = row.call.id.0.as_str();
+        if live.contains(id) || seen.contains(id) {
+            continue;
+        }
+        let last_seen = last_event
+            .unwrap_or(row.call.updated_at)
+            .max(row.call.started_at);
+        let last_seen = Timestamp::from_micros(last_seen.timestamp_micros());
+        let record = cti_core::close_orphan(stored_record(&row.call), last_seen);
+        tracing::warn!(
+            pbx = %source,
+            call = %id,
+            ended_at = %to_datetime(last_seen),
+            "Closed a call that ended while Kommutator was not connected (degraded, ended at its last stored event)."
+        );
+        effects.push((last_seen, Effect::CallEnded(Box::new(record))));
+    }
+    effects
+}
+
+/// The call record as far as storage knows it: the columns, plus the lists only the stored
+/// record JSON has (agents offered the call, queues, caller name).
+fn stored_record(call: &storage::NewCall) -> CallRecord {
+    let json = &call.record;
+    let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let texts = |key: &str| -> Vec<String> {
+        json.get(key)
+            .and_then(|v| v.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let kind = match text("customer_number_kind").as_deref() {
+        Some("e164") => cti_core::NumberKind::E164,
+        Some("national") => cti_core::NumberKind::National,
+        Some("extension") => cti_core::NumberKind::Extension,
+        Some("anonymous") => cti_core::NumberKind::Anonymous,
+        _ => cti_core::NumberKind::Other,
+    };
+    let micros = |t: DateTime<Utc>| Timestamp::from_micros(t.timestamp_micros());
+    let mut linkedids = texts("linkedids");
+    if linkedids.is_empty() {
+        linkedids.push(call.id.0.clone());
+    }
+    CallRecord {
+        call_id: cti_core::CallId::new(call.id.0.clone()),
+        direction: match call.direction {
+            storage::Direction::Inbound => Direction::Inbound,
+            storage::Direction::Outbound => Direction::Outbound,
+            storage::Direction::Internal => Direction::Internal,
+        },
+        customer_number: text("customer_number")
+            .or_else(|| call.customer_number.clone())
+            .map(|text| cti_core::PhoneNumber { text, kind }),
+        customer_name: text("customer_name"),
+        line: call.line.clone().map(|text| cti_core::PhoneNumber {
+            text,
+            kind: cti_core::NumberKind::Other,
+        }),
+        started_at: micros(call.started_at),
+        answered_at: call.answered_at.map(micros),
+        ended_at: None,
+        outcome: None,
+        answered_by: text("answered_by").map(cti_core::Extension::new),
+        agent: call.answered_by.clone().map(cti_core::Extension::new),
+        originator: text("originator").map(cti_core::Extension::new),
+        agents_rang: texts("agents_rang")
+            .into_iter()
+            .map(cti_core::Extension::new)
+            .collect(),
+        queue: call.queue.clone().map(cti_core::QueueName::new),
+        queues: texts("queues")
+            .into_iter()
+            .map(cti_core::QueueName::new)
+            .collect(),
+        wait_us: call.wait_ms * 1000,
+        queue_wait_us: 0,
+        talk_us: call.talk_ms * 1000,
+        hold_us: call.hold_ms * 1000,
+        transfers: Vec::new(),
+        segments: Vec::new(),
+        agent_talk: Vec::new(),
+        // Kept as the stored link or path, so the finished CRM call still points at it.
+        recording: call.recording.clone().map(|link| cti_core::Recording {
+            uniqueid: cti_core::Uniqueid::new(call.id.0.clone()),
+            started_at: micros(call.started_at),
+            path: None,
+            url: Some(link),
+        }),
+        application: text("application"),
+        degraded: true,
+        short_abandon: false,
+        hangup_cause: None,
+        linkedids,
     }
 }
 
@@ -484,7 +630,7 @@ fn describe(
 
 /// Retries transient storage errors with backoff (a database restart must not lose calls);
 /// gives up on errors a retry cannot fix, logging them for an operator.
-async fn retry_forever<T, F, Fut>(what: &str, mut attempt: F)
+async fn retry_forever<T, F, Fut>(what: &str, mut attempt: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, storage::StorageError>>,
@@ -492,7 +638,7 @@ where
     let mut delay = Duration::from_millis(100);
     loop {
         match attempt().await {
-            Ok(_) => return,
+            Ok(value) => return Some(value),
             Err(err) if err.is_transient() => {
                 tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "Cannot {what} yet; retrying.");
                 tokio::time::sleep(delay).await;
@@ -500,7 +646,7 @@ where
             }
             Err(err) => {
                 tracing::error!(error = %err, "Cannot {what}; the change is lost.");
-                return;
+                return None;
             }
         }
     }

@@ -185,3 +185,166 @@ async fn a_pbx_restart_mid_call_closes_the_call_as_degraded() {
     drop(server);
     simulator.shutdown().await.unwrap();
 }
+
+/// Issues 3 and 5, "a call that ends while Kommutator is down": storage holds a call as open
+/// (the server was killed mid-call) and the PBX no longer has it when the server comes back.
+/// The first resync closes it as degraded at its last stored event and plans its CRM finish
+/// through the outbox, once; a later resync (a PBX restart) adds nothing. Calls that began and
+/// ended entirely while the server was down left nothing behind and cannot be recovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_ended_while_the_server_was_down_is_closed_and_finished_once() {
+    let fake = test_support::bitrix24::FakeBitrix24::start(Default::default())
+        .await
+        .unwrap();
+    let simulator = Simulator::start(simulator_config(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let ami = simulator.local_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("kommutator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{http_port}\"\n[storage]\nurl = \"{db}\"\n\
+             [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"cti\"\n\
+             secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\n\
+             [outbox]\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 1\n\
+             [[crm.bitrix24]]\nname = \"b24\"\nmode = \"webhook\"\nwebhook_url = \"{}\"\ndefault_user_id = 1\n\
+             users = {{ \"101\" = 101 }}\ntimeout_secs = 2\n",
+            ami.port(),
+            fake.webhook_url(),
+        ),
+    )
+    .unwrap();
+
+    // What a killed server left behind: an answered call, open, last heard of 10 minutes ago.
+    let storage = storage::Storage::connect(&db).await.unwrap();
+    storage.migrate().await.unwrap();
+    let started = chrono::DateTime::from_timestamp_micros(
+        (chrono::Utc::now() - chrono::Duration::minutes(10)).timestamp_micros(),
+    )
+    .unwrap();
+    let answered = started + chrono::Duration::seconds(4);
+    let id = storage::CallId::new("1700000000.42");
+    let call = storage::NewCall {
+        id: id.clone(),
+        source: "office".to_owned(),
+        direction: storage::Direction::Inbound,
+        customer_number: Some("+79161234567".to_owned()),
+        customer_number_raw: Some("+79161234567".to_owned()),
+        line: Some("+74950000000".to_owned()),
+        queue: None,
+        started_at: started,
+        answered_at: Some(answered),
+        ended_at: None,
+        outcome: None,
+        answered_by: Some("101".to_owned()),
+        agent_user_id: None,
+        wait_ms: 4000,
+        talk_ms: 0,
+        hold_ms: 0,
+        recording: None,
+        degraded: false,
+        short_abandon: false,
+        internal: false,
+        route_decision: None,
+        record: serde_json::json!({"customer_number_kind": "e164", "agents_rang": ["101"]}),
+        updated_at: answered,
+    };
+    let last_event = answered + chrono::Duration::seconds(30);
+    let events: Vec<_> = [
+        (started, "call_started"),
+        (answered, "answered"),
+        (last_event, "hold"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(seq, (at, kind))| storage::NewCallEvent {
+        call_id: id.clone(),
+        seq: seq as i64 + 1,
+        at,
+        kind: kind.to_owned(),
+        data: serde_json::json!({}),
+    })
+    .collect();
+    storage
+        .write_call(&storage::CallWrite {
+            call: &call,
+            agents: &[],
+            events: &events,
+            jobs: &[],
+        })
+        .await
+        .unwrap();
+
+    let server = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let finishes = |fake: &test_support::bitrix24::FakeBitrix24| {
+        fake.calls()
+            .iter()
+            .filter(|c| c.external_call_id.as_deref() == Some(id.as_str()))
+            .map(|c| c.finishes)
+            .sum::<u32>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while finishes(&fake) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the orphan was never finished in the CRM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = storage.get_call(&id).await.unwrap().unwrap().call.call;
+    assert_eq!(
+        row.ended_at,
+        Some(last_event),
+        "ended at its last stored event"
+    );
+    assert!(row.degraded);
+    assert_eq!(row.outcome, Some(storage::Outcome::Answered));
+    assert_eq!(row.talk_ms, 30_000, "answered to last event");
+    let ended_jobs = |jobs: &[storage::OutboxJob]| {
+        jobs.iter()
+            .filter(|j| j.call_id.as_ref() == Some(&id) && j.step == "call_ended")
+            .map(|j| j.idempotency_key.clone())
+            .collect::<Vec<_>>()
+    };
+    let jobs = storage.list_jobs(None, None, 1000, 0).await.unwrap();
+    // One finish per connector (the CRM and the built-in directory), under the live keys.
+    let mut keys = ended_jobs(&jobs);
+    keys.sort();
+    let expected: Vec<String> = ["b24", "directory"]
+        .iter()
+        .map(|c| outbox::plan::idempotency_key(c, id.as_str(), outbox::Step::CallEnded))
+        .collect();
+    assert_eq!(keys, expected);
+
+    // The PBX restarts: a second session, a second resync, nothing more for this call.
+    let handle = simulator.handle().clone();
+    simulator.shutdown().await.unwrap();
+    let listener = tokio::net::TcpListener::bind(ami).await.unwrap();
+    let simulator = Simulator::serve(handle, listener);
+    wait_until("the reconnect", Duration::from_secs(15), || {
+        simulator.handle().sessions() == 1
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let jobs = storage.list_jobs(None, None, 1000, 0).await.unwrap();
+    assert_eq!(ended_jobs(&jobs).len(), expected.len());
+    assert_eq!(finishes(&fake), 1);
+    let again = storage.get_call(&id).await.unwrap().unwrap().call.call;
+    assert_eq!(again, row);
+    drop(server);
+    simulator.shutdown().await.unwrap();
+}

@@ -215,7 +215,7 @@ const UPSERT_CALL_SQL: &str = "INSERT INTO calls (id, source, direction, custome
      answered_by = excluded.answered_by, agent_user_id = excluded.agent_user_id, wait_ms = excluded.wait_ms, \
      talk_ms = excluded.talk_ms, hold_ms = excluded.hold_ms, recording = excluded.recording, \
      degraded = excluded.degraded, short_abandon = excluded.short_abandon, internal = excluded.internal, \
-     route_decision = excluded.route_decision, record = excluded.record, updated_at = excluded.updated_at";
+     route_decision = COALESCE(excluded.route_decision, calls.route_decision), record = excluded.record, updated_at = excluded.updated_at";
 
 const INSERT_AGENT_SQL: &str = "INSERT INTO call_agents (call_id, extension, user_id, rang_at, answered_at, talk_ms, outcome) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -635,6 +635,28 @@ impl Storage {
         let res = on_pool!(self, pool => {
             let rows = sqlx::query(&sql).bind(source).fetch_all(pool).await?;
             rows.iter().map(call_from_row).collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(res)
+    }
+}
+
+impl Storage {
+    /// Open calls of one PBX with the time of the last timeline event stored for each (`None`
+    /// when a call has none): the best known end of a call that ended while nobody listened.
+    pub async fn list_open_calls_last_seen(
+        &self,
+        source: &str,
+    ) -> Result<Vec<(CallRow, Option<DateTime<Utc>>)>, StorageError> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS}, \
+             (SELECT MAX(e.at) FROM call_events e WHERE e.call_id = calls.id) AS last_event_at \
+             FROM calls WHERE source = $1 AND ended_at IS NULL ORDER BY started_at, id"
+        );
+        let res = on_pool!(self, pool => {
+            let rows = sqlx::query(&sql).bind(source).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| Ok((call_from_row(row)?, row.opt_time("last_event_at")?)))
+                .collect::<Result<Vec<_>, StorageError>>()?
         });
         Ok(res)
     }
