@@ -201,8 +201,15 @@
     state.ws.send(JSON.stringify(msg));
   }
 
+  function snapshotComplete() {
+    if (state.current && !state.calls.has(state.current)) state.current = null;
+    renderAgents();
+    renderStatusSelect();
+    renderCall();
+  }
+
   function onMessage(msg) {
-    if (typeof msg.seq === "number" && msg.type !== "heartbeat" && msg.type !== "hello" && msg.type !== "snapshot") {
+    if (typeof msg.seq === "number" && msg.type !== "heartbeat" && msg.type !== "hello" && msg.type !== "snapshot" && msg.type !== "snapshot_more") {
       state.lastSeq = Math.max(state.lastSeq || 0, msg.seq);
     }
     switch (msg.type) {
@@ -216,10 +223,13 @@
         state.lastSeq = msg.seq;
         state.agents = new Map(msg.agents.map((a) => [a.login, a]));
         state.calls = new Map(msg.calls.map((c) => [c.id, c]));
-        if (state.current && !state.calls.has(state.current)) state.current = null;
-        renderAgents();
-        renderStatusSelect();
-        renderCall();
+        if (!msg.more) snapshotComplete();
+        break;
+      case "snapshot_more":
+        // The rest of a large snapshot, in pieces.
+        for (const a of msg.agents) state.agents.set(a.login, a);
+        for (const c of msg.calls) state.calls.set(c.id, c);
+        if (!msg.more) snapshotComplete();
         break;
       case "heartbeat":
         break;

@@ -443,12 +443,15 @@ async fn read_panel(
         counters
             .bytes
             .fetch_add(text.len() as u64, Ordering::Relaxed);
-        if text.starts_with(r#"{"type":"snapshot""#) {
+        if text.starts_with(r#"{"type":"snapshot"#) {
+            // `snapshot` then `snapshot_more` pieces; the last one says `"more":false`.
             counters
                 .snapshot_bytes
                 .fetch_max(text.len() as u64, Ordering::Relaxed);
-            if let Some(ready) = ready.take() {
-                let _ = ready.send(());
+            if text.ends_with(r#""more":false}"#) {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
             }
         } else if text.starts_with(r#"{"type":"ringing""#) {
             let value: serde_json::Value = match serde_json::from_str(text.as_str()) {

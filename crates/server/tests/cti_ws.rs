@@ -21,9 +21,30 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with(0).await
+}
+
+/// The harness with `extra` more agents (`agent-N` on extension 2000+N, never logged in).
+async fn harness_with(extra: usize) -> Harness {
     let storage = storage::Storage::open_in_memory().await.unwrap();
     storage.migrate().await.unwrap();
     let now = chrono::Utc::now();
+    for i in 0..extra {
+        storage
+            .create_user(
+                &storage::NewUser {
+                    login: format!("agent-{i}"),
+                    display_name: format!("Agent {i}"),
+                    role: storage::Role::parse("agent").unwrap(),
+                    password_hash: None,
+                    extensions: vec![format!("{}", 2000 + i)],
+                    queues: vec![],
+                },
+                now,
+            )
+            .await
+            .unwrap();
+    }
     let mut cookies = Vec::new();
     for (login, ext, role) in [
         ("anna", "101", "agent"),
@@ -305,4 +326,41 @@ async fn resume_after_reconnect_replays_missed_events() {
     assert_eq!(next_of(&mut stale, "hello").await["resumed"], false);
     let snapshot = next_of(&mut stale, "snapshot").await;
     assert_eq!(snapshot["calls"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_large_team_arrives_in_snapshot_pieces() {
+    let h = harness_with(150).await;
+    // The hub loads the users in the background: reconnect until it knows them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (mut olga, first) = loop {
+        let mut olga = h.connect("olga", None).await;
+        let first = next_of(&mut olga, "snapshot").await;
+        if first["more"] == true || std::time::Instant::now() > deadline {
+            break (olga, first);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut logins: Vec<String> = Vec::new();
+    let mut frame = first;
+    let mut pieces = 1;
+    loop {
+        let agents = frame["agents"].as_array().unwrap();
+        assert!(agents.len() <= 64, "a piece holds at most 64 agents");
+        assert!(frame.to_string().len() < 20_000, "pieces stay small");
+        logins.extend(
+            agents
+                .iter()
+                .map(|a| a["login"].as_str().unwrap().to_owned()),
+        );
+        if frame["more"] == false {
+            break;
+        }
+        frame = next_of(&mut olga, "snapshot_more").await;
+        pieces += 1;
+    }
+    logins.sort();
+    logins.dedup();
+    assert_eq!(logins.len(), 152, "every agent once: 150, anna and boris");
+    assert_eq!(pieces, 3);
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{
     display_number, AgentView, CallView, ClientMessage, CustomerCard, ErrorView, InteractionView,
-    ServerMessage, TaskView, TransferTarget, UserView, VERSION,
+    ServerMessage, TaskView, TransferTarget, UserView, SNAPSHOT_CHUNK, VERSION,
 };
 use super::{CommandError, CtiConfig, PbxCommand, PbxControl};
 
@@ -597,18 +597,41 @@ impl State {
                 }
             }
         } else {
-            let snapshot = ServerMessage::Snapshot {
-                seq: head,
-                calls: self
-                    .calls
-                    .values()
-                    .filter(|c| viewer.sees(&Audience::Extensions(c.participants.clone())))
-                    .map(call_view)
-                    .collect(),
-                agents: self.agent_views(),
-            };
-            if let Ok(text) = serde_json::to_string(&snapshot) {
-                backlog.push(text.into());
+            let calls: Vec<CallView> = self
+                .calls
+                .values()
+                .filter(|c| viewer.sees(&Audience::Extensions(c.participants.clone())))
+                .map(call_view)
+                .collect();
+            let agents = self.agent_views();
+            let pieces = calls
+                .len()
+                .max(agents.len())
+                .div_ceil(SNAPSHOT_CHUNK)
+                .max(1);
+            let mut calls = calls.into_iter();
+            let mut agents = agents.into_iter();
+            for piece in 0..pieces {
+                let calls: Vec<CallView> = calls.by_ref().take(SNAPSHOT_CHUNK).collect();
+                let agents: Vec<AgentView> = agents.by_ref().take(SNAPSHOT_CHUNK).collect();
+                let more = piece + 1 < pieces;
+                let message = if piece == 0 {
+                    ServerMessage::Snapshot {
+                        seq: head,
+                        calls,
+                        agents,
+                        more,
+                    }
+                } else {
+                    ServerMessage::SnapshotMore {
+                        calls,
+                        agents,
+                        more,
+                    }
+                };
+                if let Ok(text) = serde_json::to_string(&message) {
+                    backlog.push(text.into());
+                }
             }
         }
         // A replay longer than the socket queue is sent by a forwarding task so nothing is

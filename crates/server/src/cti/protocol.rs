@@ -103,6 +103,11 @@ pub struct AgentView {
     pub on_call: bool,
 }
 
+/// Calls and agents per snapshot frame. Why: a socket's write buffer keeps the capacity of the
+/// largest frame it ever sent, so one 170 KB snapshot of a 1,000-agent team would cost every
+/// panel 170 KB for as long as it stays connected; pieces of about 16 KB keep that small.
+pub const SNAPSHOT_CHUNK: usize = 64;
+
 /// Server → client messages.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -120,11 +125,20 @@ pub enum ServerMessage {
         after_call_work_s: i64,
         server_time: String,
     },
-    /// Everything live now, sent when a connection does not (or cannot) resume.
+    /// Everything live now, sent when a connection does not (or cannot) resume. Large lists
+    /// come in pieces: the first [`SNAPSHOT_CHUNK`] calls and agents here, the rest in
+    /// `snapshot_more` frames right after it; `more` says whether one follows.
     Snapshot {
         seq: u64,
         calls: Vec<CallView>,
         agents: Vec<AgentView>,
+        more: bool,
+    },
+    /// The next piece of a snapshot's lists (added to them, not replacing them).
+    SnapshotMore {
+        calls: Vec<CallView>,
+        agents: Vec<AgentView>,
+        more: bool,
     },
     /// Screen pop: `agent`'s phone rings for `call`.
     Ringing {
