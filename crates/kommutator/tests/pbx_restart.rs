@@ -202,26 +202,7 @@ async fn a_call_that_ended_while_the_server_was_down_is_closed_and_finished_once
     let ami = simulator.local_addr();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("k.db").display());
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("kommutator.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{http_port}\"\n[storage]\nurl = \"{db}\"\n\
-             [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"cti\"\n\
-             secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\n\
-             [outbox]\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 1\n\
-             [[crm.bitrix24]]\nname = \"b24\"\nmode = \"webhook\"\nwebhook_url = \"{}\"\ndefault_user_id = 1\n\
-             users = {{ \"101\" = 101 }}\ntimeout_secs = 2\n",
-            ami.port(),
-            fake.webhook_url(),
-        ),
-    )
-    .unwrap();
+    let config = crm_config(dir.path(), &db, ami.port(), &fake.webhook_url());
 
     // What a killed server left behind: an answered call, open, last heard of 10 minutes ago.
     let storage = storage::Storage::connect(&db).await.unwrap();
@@ -283,14 +264,7 @@ async fn a_call_that_ended_while_the_server_was_down_is_closed_and_finished_once
         .await
         .unwrap();
 
-    let server = KillOnDrop(
-        Command::new(BIN)
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let server = serve(&config);
     let finishes = |fake: &test_support::bitrix24::FakeBitrix24| {
         fake.calls()
             .iter()
@@ -345,6 +319,133 @@ async fn a_call_that_ended_while_the_server_was_down_is_closed_and_finished_once
     assert_eq!(finishes(&fake), 1);
     let again = storage.get_call(&id).await.unwrap().unwrap().call.call;
     assert_eq!(again, row);
+    drop(server);
+    simulator.shutdown().await.unwrap();
+}
+
+/// A server on `db` connected to the simulator at `ami_port`, finishing calls in the fake
+/// Bitrix24 at `webhook` (agent 101 mapped).
+fn crm_config(dir: &std::path::Path, db: &str, ami_port: u16, webhook: &str) -> std::path::PathBuf {
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("kommutator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{http_port}\"\n[storage]\nurl = \"{db}\"\n\
+             [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {ami_port}\nusername = \"cti\"\n\
+             secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\n\
+             [outbox]\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 1\n\
+             [[crm.bitrix24]]\nname = \"b24\"\nmode = \"webhook\"\nwebhook_url = \"{webhook}\"\ndefault_user_id = 1\n\
+             users = {{ \"101\" = 101, \"102\" = 102 }}\ntimeout_secs = 2\n",
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn serve(config: &std::path::Path) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Kommutator is killed while a call is up and comes back before it ends: the resync hands
+/// the live call back to the tracker (it is not an orphan), which ends it when it hangs up;
+/// the stored call is ended once, and each connector finishes it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_still_up_across_a_kommutator_restart_is_readopted_and_finished_once() {
+    let fake = test_support::bitrix24::FakeBitrix24::start(Default::default())
+        .await
+        .unwrap();
+    let simulator = Simulator::start(simulator_config(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let config = crm_config(
+        dir.path(),
+        &db,
+        simulator.local_addr().port(),
+        &fake.webhook_url(),
+    );
+    let mut server = serve(&config);
+    wait_until("the AMI login", Duration::from_secs(20), || {
+        simulator.handle().sessions() == 1
+    });
+    let storage = storage::Storage::connect(&db).await.unwrap();
+    let all = storage::CallFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    // A long call (attended transfer, ~15 s): answered, then the server dies under it.
+    simulator
+        .handle()
+        .start_call(Scenario::AttendedTransfer, CallParams::default())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = storage.list_calls(&all).await.unwrap();
+        if page.calls.iter().any(|c| c.call.answered_at.is_some()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the call was never stored as answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.0.kill().unwrap();
+    let _ = server.0.wait();
+    server = serve(&config);
+
+    tokio::time::timeout(Duration::from_secs(60), simulator.handle().wait_idle())
+        .await
+        .expect("simulator idle");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = storage.list_calls(&all).await.unwrap().calls;
+        let finished: u32 = fake.calls().iter().map(|c| c.finishes).sum();
+        if !rows.is_empty() && rows.iter().all(|c| c.call.ended_at.is_some()) && finished > 0 {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the call was not ended and finished: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let call = &rows[0].call;
+    assert_eq!(call.outcome, Some(storage::Outcome::Answered), "{call:?}");
+    let crm: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.external_call_id.as_deref() == Some(call.id.as_str()))
+        .collect();
+    assert_eq!(crm.len(), 1, "{crm:?}");
+    assert_eq!(crm[0].finishes, 1, "{crm:?}");
+    let jobs = storage.list_jobs(None, None, 1000, 0).await.unwrap();
+    let mut ended: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.step == "call_ended")
+        .map(|j| j.idempotency_key.clone())
+        .collect();
+    ended.sort();
+    let expected: Vec<String> = ["b24", "directory"]
+        .iter()
+        .map(|c| outbox::plan::idempotency_key(c, call.id.as_str(), outbox::Step::CallEnded))
+        .collect();
+    assert_eq!(ended, expected);
     drop(server);
     simulator.shutdown().await.unwrap();
 }
