@@ -170,9 +170,11 @@ async fn track(
     let mut clock = now();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Until the first resync: every call this process produced an effect for. Such a call may
+    // Until the first resync: every call this process ended (or merged away). Such a call may
     // still be open in storage only because its end is queued for the writer, so it is never
-    // an orphan. `None` once the orphans were closed.
+    // an orphan. Other effects do not count: a late event of a stored call can reach the
+    // tracker before the resync without the tracker keeping the call. `None` once the
+    // orphans were closed.
     let mut seen: Option<HashSet<String>> = Some(HashSet::new());
     loop {
         let (batch, hub_items) = tokio::select! {
@@ -181,7 +183,11 @@ async fn track(
                     let resync = matches!(update, AmiUpdate::Resynced { .. });
                     let (mut batch, mut items) = apply_update(&mut tracker, update, &mut clock, &source);
                     if let Some(known) = seen.as_mut() {
-                        known.extend(batch.iter().map(|(at, e)| describe(*at, e).0.to_string()));
+                        known.extend(batch.iter().filter_map(|(_, e)| match e {
+                            Effect::CallEnded(record) => Some(record.call_id.to_string()),
+                            Effect::CallsMerged { absorbed, .. } => Some(absorbed.to_string()),
+                            _ => None,
+                        }));
                     }
                     if resync {
                         if let Some(known) = seen.take() {
