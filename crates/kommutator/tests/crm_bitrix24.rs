@@ -276,6 +276,12 @@ async fn every_call_reaches_bitrix24_exactly_once_through_an_outage_and_a_kill()
             problems.push(format!("{external}: in the CRM but not stored"));
         }
     }
+    // How many calls the restart's first resync found ended while the server was dead.
+    let orphans = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches("Closed a call that ended while Kommutator was not connected")
+        .count();
+    eprintln!("{orphans} calls closed by the first resync after the kill");
     let (requests, rate_limited, commands) = fake.counters();
     eprintln!(
         "{} calls started, {} stored, {ended} finished in the CRM, {} CRM records; {requests} requests \
