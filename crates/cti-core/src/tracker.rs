@@ -1905,32 +1905,7 @@ mod close_orphan_tests {
         CallRecord {
             call_id: CallId::new("1700000000.1"),
             direction: Direction::Inbound,
-            customer_number: None,
-            customer_name: None,
-            line: None,
-            started_at: Timestamp::from_micros(started),
-            answered_at: None,
-            ended_at: None,
-            outcome: None,
-            answered_by: None,
-            agent: None,
-            originator: None,
-            agents_rang: Vec::new(),
-            queue: None,
-            queues: Vec::new(),
-            wait_us: 0,
-            queue_wait_us: 0,
-            talk_us: 0,
-            hold_us: 0,
-            transfers: Vec::new(),
-            segments: Vec::new(),
-            agent_talk: Vec::new(),
-            recording: None,
-            application: None,
-            degraded: false,
-            short_abandon: false,
-            hangup_cause: None,
-            linkedids: Vec::new(),
+            ..empty_record(Timestamp::from_micros(started))
         }
     }
 
