@@ -5,49 +5,20 @@
 //! fake CRM exactly once, with the right fields, checked record by record, and ended: calls
 //! that ended while the server was dead are closed by its first resync and finished too.
 
+mod common;
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pbx_simulator::{AmiUser, LoadProfile, Mix, Simulator, SimulatorConfig};
+use common::outage::{
+    callers, free_port, start_server, start_simulator, stored_calls, tail, wait_drained,
+};
+use pbx_simulator::{LoadProfile, Mix};
 use test_support::bitrix24::{FakeBitrix24, FakeBitrix24Config, FakeCall};
 use test_support::Fault;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kommutator");
 const CALLS: u64 = 1000;
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(config: &std::path::Path, log: &std::path::Path) -> KillOnDrop {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    KillOnDrop(
-        Command::new(BIN)
-            .args([
-                "--log-format",
-                "json",
-                "--log-level",
-                "warn,outbox=info,crm_bitrix24=info",
-                "serve",
-                "--config",
-            ])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("kommutator starts"),
-    )
-}
+const LOG_LEVEL: &str = "warn,outbox=info,crm_bitrix24=info";
 
 fn status_code(outcome: &str, direction: &str) -> &'static str {
     match (outcome, direction) {
@@ -59,44 +30,13 @@ fn status_code(outcome: &str, direction: &str) -> &'static str {
     }
 }
 
-fn tail(log: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-async fn outbox_drained(storage: &storage::Storage) -> bool {
-    match storage.outbox_stats().await {
-        Ok(stats) => stats.depth() == 0,
-        Err(_) => false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_reaches_bitrix24_exactly_once_through_an_outage_and_a_kill() {
     let fake = FakeBitrix24::start(FakeBitrix24Config::default())
         .await
         .expect("fake portal");
-    let simulator = Simulator::start(
-        SimulatorConfig {
-            users: vec![AmiUser {
-                username: "cti".to_owned(),
-                secret: "cti-secret".to_owned(),
-                drop_varset: true,
-            }],
-            time_factor: 20.0,
-            variant: pbx_simulator::Variant::Filtered,
-            ..SimulatorConfig::default()
-        },
-        "127.0.0.1:0",
-    )
-    .await
-    .expect("simulator");
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let simulator = start_simulator().await;
+    let http_port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.db");
     let config = dir.path().join("kommutator.toml");
@@ -116,19 +56,16 @@ async fn every_call_reaches_bitrix24_exactly_once_through_an_outage_and_a_kill()
     )
     .unwrap();
     let log = dir.path().join("server.log");
-    let mut server = start_server(&config, &log);
+    let mut server = start_server(&config, &log, LOG_LEVEL);
     tokio::time::sleep(Duration::from_millis(700)).await;
 
-    let callers: Vec<String> = (0..200)
-        .map(|i| format!("+7916{:07}", 1_000_000 + i))
-        .collect();
     let started = Instant::now();
     // 20 simulated seconds per second: 1.0 call per simulated second is 20 calls per second.
     let load = simulator.handle().run_load(LoadProfile {
         calls_per_sec: 1.0,
         total_calls: Some(CALLS),
         mix: Mix::standard(),
-        callers,
+        callers: callers(200),
         seed: 5,
     });
 
@@ -144,7 +81,7 @@ async fn every_call_reaches_bitrix24_exactly_once_through_an_outage_and_a_kill()
     server.0.kill().expect("SIGKILL");
     let _ = server.0.wait();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server = start_server(&config, &log);
+    server = start_server(&config, &log, LOG_LEVEL);
 
     let started_calls = load.finished().await;
     assert_eq!(started_calls, CALLS);
@@ -155,18 +92,7 @@ async fn every_call_reaches_bitrix24_exactly_once_through_an_outage_and_a_kill()
     let storage = storage::Storage::connect(&format!("sqlite://{}", db.display()))
         .await
         .expect("database");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if outbox_drained(&storage).await {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the outbox did not drain; server log:\n{}",
-            tail(&log)
-        );
-    }
+    wait_drained(&storage, &log, Duration::from_secs(60)).await;
     let elapsed = started.elapsed();
     drop(server);
 
@@ -176,19 +102,7 @@ async fn every_call_reaches_bitrix24_exactly_once_through_an_outage_and_a_kill()
         "dead letters: {stats:?}"
     );
 
-    let mut filter = storage::CallFilter {
-        limit: 5000,
-        ..Default::default()
-    };
-    let mut rows = Vec::new();
-    loop {
-        let page = storage.list_calls(&filter).await.unwrap();
-        rows.extend(page.calls);
-        match page.next {
-            Some(next) => filter.after = Some(next),
-            None => break,
-        }
-    }
+    let rows = stored_calls(&storage).await;
     let fake_calls = fake.calls();
     let mut by_external: HashMap<String, Vec<&FakeCall>> = HashMap::new();
     for call in &fake_calls {
