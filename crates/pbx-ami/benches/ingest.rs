@@ -60,6 +60,8 @@ fn rates(frames: u64, r: &Run) -> String {
     )
 }
 
+// Not inlined, so that callgrind reports each phase as its own function (docs/bench/ingest.md).
+#[inline(never)]
 fn decode_only(bytes: &[u8]) -> Run {
     let cpu0 = thread_cpu();
     let start = Instant::now();
@@ -83,6 +85,7 @@ fn decode_only(bytes: &[u8]) -> Run {
     }
 }
 
+#[inline(never)]
 fn ingest(bytes: &[u8]) -> Run {
     let cpu0 = thread_cpu();
     let start = Instant::now();

@@ -230,33 +230,33 @@ const fn word_at(b: &[u8], at: usize) -> u64 {
     x
 }
 
-fn mix(key: u64) -> usize {
-    (key.wrapping_mul(NAME_HASH_MUL) >> 56) as usize
-}
+/// Longest name in [`NAMES`]. Up to 24 bytes, the three eight-byte windows of a name key
+/// (first, middle, last) cover every byte, so equal keys and lengths mean equal names.
+const MAX_NAME: usize = 24;
 
-/// The hash, compile-time version: first, middle and last eight bytes and the length.
-const fn name_hash_const(b: &[u8]) -> usize {
+/// The key of a name: its length and the eight-byte windows the hash reads (zero-padded
+/// below eight bytes). Compile-time version.
+const fn name_key_const(b: &[u8]) -> (usize, [u64; 3]) {
     let l = b.len();
-    let key = if l < 8 {
-        word_at(b, 0) ^ l as u64
+    if l < 8 {
+        (l, [word_at(b, 0), 0, 0])
     } else {
-        word_at(b, 0)
-            ^ word_at(b, l / 2 - 4).rotate_left(21)
-            ^ word_at(b, l - 8).rotate_left(43)
-            ^ l as u64
-    };
-    (key.wrapping_mul(NAME_HASH_MUL) >> 56) as usize
+        (l, [word_at(b, 0), word_at(b, l / 2 - 4), word_at(b, l - 8)])
+    }
 }
 
-/// The same hash at run time, with word loads instead of byte loops (a header name costs
-/// a handful of instructions, where a `match` on byte strings costs a call to `bcmp` per
-/// candidate of the same length).
+/// The key at run time, with word loads instead of byte loops (a header name costs a
+/// handful of instructions, where a `match` on byte strings costs a call to `bcmp` per
+/// candidate of the same length). `None` for names longer than any known one.
 #[inline]
-fn name_hash(b: &[u8]) -> usize {
+fn name_key(b: &[u8]) -> Option<(usize, [u64; 3])> {
     let l = b.len();
     let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
-    let key = if l >= 8 {
-        word(0) ^ word(l / 2 - 4).rotate_left(21) ^ word(l - 8).rotate_left(43) ^ l as u64
+    if l > MAX_NAME {
+        return None;
+    }
+    Some(if l >= 8 {
+        (l, [word(0), word(l / 2 - 4), word(l - 8)])
     } else if l >= 4 {
         let half = |at: usize| {
             u64::from(u32::from_le_bytes(
@@ -264,34 +264,57 @@ fn name_hash(b: &[u8]) -> usize {
             ))
         };
         // The two halves overlap for l < 8; OR-ing equal bytes keeps them.
-        (half(0) | half(l - 4) << (8 * (l - 4))) ^ l as u64
+        (l, [half(0) | half(l - 4) << (8 * (l - 4)), 0, 0])
     } else {
-        word_at(b, 0) ^ l as u64
-    };
-    mix(key)
+        (l, [word_at(b, 0), 0, 0])
+    })
 }
 
-const fn build_slots() -> [Option<(&'static [u8], F)>; 256] {
-    let mut table: [Option<(&'static [u8], F)>; 256] = [None; 256];
+/// The table cell of a key: the words mixed by a multiplicative hash.
+const fn name_hash(key: &(usize, [u64; 3])) -> usize {
+    let (l, w) = key;
+    let mixed = if *l < 8 {
+        w[0] ^ *l as u64
+    } else {
+        w[0] ^ w[1].rotate_left(21) ^ w[2].rotate_left(43) ^ *l as u64
+    };
+    (mixed.wrapping_mul(NAME_HASH_MUL) >> 56) as usize
+}
+
+/// A known header name in the table: its key and its slot.
+#[derive(Clone, Copy)]
+struct Slot {
+    key: (usize, [u64; 3]),
+    field: F,
+}
+
+const fn build_slots() -> [Option<Slot>; 256] {
+    let mut table: [Option<Slot>; 256] = [None; 256];
     let mut i = 0;
     while i < NAMES.len() {
-        let h = name_hash_const(NAMES[i].0);
+        assert!(NAMES[i].0.len() <= MAX_NAME, "raise MAX_NAME's proof first");
+        let key = name_key_const(NAMES[i].0);
+        let h = name_hash(&key);
         assert!(
             table[h].is_none(),
             "header name hash collision: pick another NAME_HASH_MUL"
         );
-        table[h] = Some(NAMES[i]);
+        table[h] = Some(Slot {
+            key,
+            field: NAMES[i].1,
+        });
         i += 1;
     }
     table
 }
 
-static SLOTS: [Option<(&[u8], F)>; 256] = build_slots();
+static SLOTS: [Option<Slot>; 256] = build_slots();
 
 #[inline]
 fn slot(name: &[u8]) -> Option<F> {
-    match SLOTS[name_hash(name)] {
-        Some((known, f)) if known.len() == name.len() && known == name => Some(f),
+    let key = name_key(name)?;
+    match SLOTS[name_hash(&key)] {
+        Some(known) if known.key == key => Some(known.field),
         _ => None,
     }
 }
@@ -301,14 +324,14 @@ struct Fields<'a>([Option<&'a [u8]>; N_FIELDS]);
 impl<'a> Fields<'a> {
     fn read(frame: &FrameRef<'a>) -> Self {
         let mut fields = [None; N_FIELDS];
-        for (name, value) in frame.headers() {
+        frame.for_each_header(|name, value| {
             if let Some(f) = slot(name) {
                 let cell = &mut fields[f as usize];
                 if cell.is_none() {
                     *cell = Some(value);
                 }
             }
-        }
+        });
         Self(fields)
     }
 
@@ -695,14 +718,25 @@ mod tests {
         ] {
             assert_eq!(slot(name), None, "{}", String::from_utf8_lossy(name));
         }
-        // The run-time hash is the compile-time one, for every length.
+        // The run-time key is the compile-time one, for every length; longer names have none.
         let text = b"SecondTransfererLinkedidAndSomeMoreBytes";
         for len in 0..text.len() {
-            assert_eq!(
-                name_hash(&text[..len]),
-                name_hash_const(&text[..len]),
-                "{len}"
-            );
+            let key = name_key(&text[..len]);
+            if len <= MAX_NAME {
+                assert_eq!(key, Some(name_key_const(&text[..len])), "{len}");
+            } else {
+                assert_eq!(key, None, "{len}");
+            }
+        }
+        // The key compares every byte: any one byte changed is no known name.
+        for (name, _) in NAMES {
+            for at in 0..name.len() {
+                let mut other = name.to_vec();
+                other[at] ^= 0x20;
+                if !NAMES.iter().any(|(n, _)| *n == &other[..]) {
+                    assert_eq!(slot(&other), None, "{}", String::from_utf8_lossy(&other));
+                }
+            }
         }
     }
 
