@@ -80,6 +80,12 @@ pub struct CallParams {
     /// ([`Scenario::takes_agent`]): the agent whose phone rings. Other scenarios refuse it.
     pub agent: Option<String>,
     pub transfer: TransferTrigger,
+    /// Originate `ChannelId`: the Uniqueid of the call's first channel (and so its Linkedid)
+    /// instead of a fresh `<epoch>.<seq>`.
+    pub channel_id: Option<String>,
+    /// Originate `OtherChannelId`: the Uniqueid of the second channel (the `;2` half of a
+    /// Local channel). With only `channel_id` given, Asterisk names it `<channel_id>;2`.
+    pub other_channel_id: Option<String>,
 }
 
 /// Direction of a scenario's call as the PBX sees it.
@@ -508,9 +514,14 @@ impl IdAllocator {
             Direction::Outbound => set(Param::Outside, &params.caller, "caller")?,
         }
         set(Param::Agent, &params.agent, "agent")?;
+        let assigned_uids = [&params.channel_id, &params.other_channel_id]
+            .into_iter()
+            .map(|id| id.as_ref().map(|id| id.as_bytes().to_vec()))
+            .collect();
         let bindings = Bindings {
             start_us,
             boot_secs,
+            assigned_uids,
             uid_base: self.next_uid,
             chan_base: self.next_chan,
             bridges: (0..t.n_bridges).map(|_| random_uuid(rng)).collect(),

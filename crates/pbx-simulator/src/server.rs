@@ -124,6 +124,8 @@ pub struct ActionRecord {
 
 /// How many [`ActionRecord`]s are kept; older ones are forgotten.
 const ACTION_LOG_LIMIT: usize = 10_000;
+/// Asterisk's `AST_MAX_PUBLIC_UNIQUEID`: an assigned `ChannelId` must be shorter.
+const MAX_PUBLIC_UNIQUEID: usize = 149;
 
 /// An `Originate` action as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +139,8 @@ pub struct OriginateRecord {
     pub caller_id: Option<String>,
     pub variables: Vec<String>,
     pub is_async: bool,
+    /// `ChannelId`: the Uniqueid the originator chose for the channel.
+    pub channel_id: Option<String>,
     /// The call it started, if the simulator could play one.
     pub call: Option<CallId>,
     pub at_us: i64,
@@ -1225,9 +1229,25 @@ impl Connection {
             caller_id: caller_id.clone(),
             variables: variables.clone(),
             is_async,
+            channel_id: action.get("ChannelId"),
             call: None,
             at_us: now_us,
         };
+        let channel_id = action.get("ChannelId").filter(|id| !id.is_empty());
+        let too_long = [
+            channel_id.as_deref(),
+            action.get("OtherChannelId").as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|id| id.len() >= MAX_PUBLIC_UNIQUEID);
+        if too_long {
+            let mut core = shared.lock();
+            core.originate_log.push(record);
+            let message = format!("Uniqueid length exceeds maximum of {MAX_PUBLIC_UNIQUEID}");
+            self.send_locked(&mut core, error(action.id(), &message));
+            return;
+        }
         if exten.is_none() && application.is_none() {
             let mut core = shared.lock();
             core.originate_log.push(record);
@@ -1256,11 +1276,19 @@ impl Connection {
                 )
             })
         } else if let (Some(exten), Some(agent)) = (&exten, extension_of_channel(&channel)) {
+            // `ChannelId` names the originated channel (the call's Linkedid); a Local
+            // channel's `;2` half gets `OtherChannelId`, or `<ChannelId>;2` as Asterisk does.
+            let other_channel_id = action.get("OtherChannelId").or_else(|| {
+                let id = channel_id.as_ref()?;
+                channel.starts_with("Local/").then(|| format!("{id};2"))
+            });
             Some((
                 Scenario::ClickToCall,
                 CallParams {
                     caller: Some(exten.clone()),
                     agent: Some(agent.to_owned()),
+                    channel_id: channel_id.clone(),
+                    other_channel_id,
                     ..CallParams::default()
                 },
             ))

@@ -136,6 +136,9 @@ pub(crate) struct Bindings {
     /// Simulated epoch microseconds of the call's first frame.
     pub start_us: i64,
     pub boot_secs: i64,
+    /// Uniqueids the originator assigned (`ChannelId`, `OtherChannelId`), by uid index; the
+    /// others are `<epoch>.<uid_base + index>`.
+    pub assigned_uids: Vec<Option<Vec<u8>>>,
     pub uid_base: u64,
     pub chan_base: u64,
     pub bridges: Vec<[u8; 36]>,
@@ -176,6 +179,10 @@ impl Template {
                     out.extend_from_slice(&self.arena[*start as usize..*end as usize])
                 }
                 Seg::Uid(i) => {
+                    if let Some(Some(id)) = bindings.assigned_uids.get(usize::from(*i)) {
+                        out.extend_from_slice(id);
+                        continue;
+                    }
                     let epoch = bindings.start_us.div_euclid(1_000_000)
                         + self.uid_epoch_delta[usize::from(*i)];
                     let _ = write!(out, "{}.{}", epoch, bindings.uid_base + u64::from(*i));
@@ -698,6 +705,7 @@ Uniqueid: 1795334968.4\r\nVariable: X\r\nValue: /m/1795334968.5.wav 1795334968.5
         let bindings = Bindings {
             start_us: 2_000_000_000_250_000,
             boot_secs: 1_999_999_000,
+            assigned_uids: vec![],
             uid_base: 70,
             chan_base: 0x1f,
             bridges: vec![],

@@ -665,6 +665,75 @@ async fn originate_plays_click_to_call_and_is_recorded_once() {
     sim.shutdown().await.expect("shutdown");
 }
 
+/// A CRM's click-to-call picks the call id before it exists: `ChannelId` becomes the
+/// originated channel's Uniqueid and the call's Linkedid; the Local `;2` half is `<id>;2`.
+#[tokio::test]
+async fn originate_channel_id_names_the_call() {
+    let sim = start().await;
+    let mut client = Client::connect(sim.local_addr()).await;
+    client.login("cti").await;
+    client
+        .send(
+            "Originate",
+            "c2c-b24",
+            &[
+                ("Channel", "Local/101@agents/nm"),
+                ("Context", "outbound"),
+                ("Exten", "+79161234567"),
+                ("Priority", "1"),
+                ("Async", "true"),
+                ("ChannelId", "kc2c-0123abcd"),
+            ],
+        )
+        .await;
+    let frames = client.until(|f| f.event() == Some(b"Hangup")).await;
+    let first = frames
+        .iter()
+        .find(|f| f.event() == Some(b"Newchannel"))
+        .expect("a Newchannel");
+    assert_eq!(get(first, "Uniqueid"), "kc2c-0123abcd");
+    assert!(get(first, "Channel").ends_with(";1"), "{}", text(first));
+    let half = frames
+        .iter()
+        .find(|f| f.event() == Some(b"Newchannel") && get(f, "Channel").ends_with(";2"))
+        .expect("the ;2 half");
+    assert_eq!(get(half, "Uniqueid"), "kc2c-0123abcd;2");
+    for frame in frames.iter().filter(|f| f.event().is_some()) {
+        let linkedid = get(frame, "Linkedid");
+        if !linkedid.is_empty() {
+            assert_eq!(linkedid, "kc2c-0123abcd", "{}", text(frame));
+        }
+    }
+    let response = frames
+        .iter()
+        .find(|f| f.event() == Some(b"OriginateResponse"))
+        .expect("OriginateResponse");
+    assert_eq!(get(response, "Uniqueid"), "kc2c-0123abcd");
+    let log = sim.handle().originate_log();
+    assert_eq!(log[0].channel_id.as_deref(), Some("kc2c-0123abcd"));
+
+    // Asterisk refuses an id of 149 bytes or more at once.
+    let long = "x".repeat(149);
+    client
+        .send(
+            "Originate",
+            "c2c-long",
+            &[
+                ("Channel", "Local/101@agents/nm"),
+                ("Context", "outbound"),
+                ("Exten", "+79161234567"),
+                ("Async", "true"),
+                ("ChannelId", long.as_str()),
+            ],
+        )
+        .await;
+    let frames = client.until(|f| get(f, "ActionID") == "c2c-long").await;
+    let r = frames.last().expect("frame");
+    assert_eq!(get(r, "Response"), "Error");
+    assert!(get(r, "Message").contains("149"), "{}", text(r));
+    sim.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test]
 async fn inbound_originate_like_the_recording_rig_plays_the_did_scenario() {
     let sim = start().await;

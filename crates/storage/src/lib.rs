@@ -9,7 +9,7 @@
 //!
 //! Tables: `calls`, `call_agents`, `call_events` (the timeline); `users`, `user_extensions`,
 //! `user_queues`, `api_tokens`, `sessions`, `agent_status_history`; `customers`,
-//! `customer_phones`; `tasks`; `outbox`, `crm_tokens`.
+//! `customer_phones`; `tasks`; `outbox`, `crm_tokens`; `crm_call_links`.
 //!
 //! Invariants the schema enforces on both backends:
 //! - an extension belongs to at most one user; a login is unique;
@@ -29,6 +29,7 @@
 mod calls;
 mod customers;
 mod error;
+mod links;
 mod merge;
 mod outbox;
 mod reports;

@@ -123,6 +123,7 @@ storage_tests!(
     users_extensions_tokens_and_sessions,
     agent_status_history_spans,
     crm_tokens_rotate_once,
+    crm_call_links_are_unique_per_connector,
     report_rollup_equals_raw_rows,
 );
 
@@ -1433,6 +1434,37 @@ async fn crm_tokens_rotate_once(ctx: Ctx) {
         "a spent refresh token cannot rotate twice"
     );
     assert_eq!(db.get_crm_token("bitrix24").await.unwrap().unwrap(), token);
+}
+
+async fn crm_call_links_are_unique_per_connector(ctx: Ctx) {
+    let db = &ctx.db;
+    assert!(db
+        .link_crm_call("b24", "kc2c-1", "externalCall.aa.1", t(0))
+        .await
+        .unwrap());
+    // The CRM delivered the same click twice: the second link (a new call id) is refused.
+    assert!(!db
+        .link_crm_call("b24", "kc2c-2", "externalCall.aa.1", t(1))
+        .await
+        .unwrap());
+    // One call id links to one CRM call per connector.
+    assert!(!db
+        .link_crm_call("b24", "kc2c-1", "externalCall.bb.2", t(2))
+        .await
+        .unwrap());
+    // Another connector has ids of its own.
+    assert!(db
+        .link_crm_call("b24-second", "kc2c-1", "externalCall.aa.1", t(3))
+        .await
+        .unwrap());
+    let many: Vec<String> = (0..450).map(|i| format!("other-{i}")).collect();
+    let mut ids: Vec<&str> = many.iter().map(String::as_str).collect();
+    ids.push("kc2c-1");
+    ids.push("kc2c-2");
+    let links = db.crm_call_links("b24", &ids).await.unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links["kc2c-1"], "externalCall.aa.1");
+    assert!(db.crm_call_links("b24", &[]).await.unwrap().is_empty());
 }
 
 #[tokio::test]
