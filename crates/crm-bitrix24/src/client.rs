@@ -152,18 +152,25 @@ impl Client {
     }
 
     /// Which of these Kommutator call ids Bitrix24's call statistics already hold (finished).
+    /// Each comes with the Bitrix24 `CALL_ID` it is linked to, when Bitrix24 started it.
     pub async fn finished_calls<'c>(
         &self,
-        call_ids: &[&'c str],
+        calls: &[(&'c str, Option<&str>)],
     ) -> Result<HashSet<&'c str>, ConnectorError> {
         let mut finished = HashSet::new();
-        for chunk in call_ids.chunks(50) {
+        for chunk in calls.chunks(50) {
             let commands: Vec<(String, String)> = chunk
                 .iter()
                 .enumerate()
-                .map(|(idx, id)| {
+                .map(|(idx, (id, linked))| {
+                    // A call Bitrix24 started itself (click-to-call) carries its CALL_ID and no
+                    // EXTERNAL_CALL_ID of ours.
+                    let filter = match linked {
+                        Some(b24_call_id) => ("FILTER[CALL_ID]", *b24_call_id),
+                        None => ("FILTER[EXTERNAL_CALL_ID]", *id),
+                    };
                     let query = form_urlencoded::Serializer::new(String::new())
-                        .append_pair("FILTER[EXTERNAL_CALL_ID]", id)
+                        .append_pair(filter.0, filter.1)
                         .append_pair("SELECT[]", "CALL_ID")
                         .finish();
                     (
@@ -182,7 +189,7 @@ impl Client {
                     ),
                 ));
             }
-            for (idx, id) in chunk.iter().enumerate() {
+            for (idx, (id, _)) in chunk.iter().enumerate() {
                 let rows = answer.results.get(&format!("s{idx}"));
                 if rows
                     .and_then(Value::as_array)

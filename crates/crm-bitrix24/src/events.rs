@@ -6,11 +6,11 @@
 //! deliver an event twice), answers 200 at once (Bitrix24 throttles slow handlers and never
 //! retries), and hands a [`ClickToCall`] to the channel given to [`router`].
 //!
-//! Who executes it: the CTI side (the PBX adapter's originate). The contract for the consumer:
+//! Who executes it: the binary (`kommutator::click_to_call`). The contract for the consumer:
 //! originate agent-first from `extension` to `phone`; the call is **already registered** in
-//! Bitrix24 as `b24_call_id`, so the connector must only finish it (pass `b24_call_id` along
-//! with the originated call, e.g. as a channel variable, so the end of the call can refer to
-//! it). This module does no originate itself.
+//! Bitrix24 as `b24_call_id`, so the connector must only finish it: store the link from the
+//! PBX call id to `b24_call_id` (`Storage::link_crm_call`) before originating, and the
+//! connector finishes that `CALL_ID` instead of registering. This module does no originate.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,8 +36,8 @@ pub struct ClickToCall {
     pub b24_call_id: String,
     /// The Bitrix24 user who clicked.
     pub user_id: u64,
-    /// That user's extension, from the connector's user map; `None` when unmapped (the
-    /// consumer may look up `UF_PHONE_INNER` with `user.get`).
+    /// That user's extension: from the connector's user map, else the event's `EXTENSION`;
+    /// `None` when neither has one.
     pub extension: Option<String>,
     /// The number to dial: E.164 when it could be normalized, else as Bitrix24 sent it.
     pub phone: String,
@@ -126,7 +126,13 @@ pub fn parse_event(
         connector: settings.connector.clone(),
         b24_call_id,
         user_id,
-        extension: settings.extensions.get(&user_id).cloned(),
+        // The connector's user map first; else the `EXTENSION` Bitrix24 sends (the user's
+        // internal number, when set in the portal).
+        extension: settings
+            .extensions
+            .get(&user_id)
+            .cloned()
+            .or_else(|| get("EXTENSION")),
         phone,
         line_number: get("LINE_NUMBER"),
         crm_entity: get("CRM_ENTITY_TYPE").zip(get("CRM_ENTITY_ID")),

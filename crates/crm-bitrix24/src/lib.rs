@@ -20,7 +20,10 @@
 //! the access token refreshed once on `expired_token` and the rotated refresh token stored in
 //! `crm_tokens` (compare-and-swap, so two nodes never both spend it).
 //! Inbound events: [`events`] serves `ONEXTERNALCALLSTART` (click-to-call from the CRM) and
-//! hands a [`events::ClickToCall`] to whoever executes calls on the PBX.
+//! hands a [`events::ClickToCall`] to whoever executes calls on the PBX. That call is
+//! registered by Bitrix24 itself: the executor links the PBX call id it chose to Bitrix24's
+//! `CALL_ID` in storage (`crm_call_links`) before it originates, and this connector then skips
+//! the register and finishes that `CALL_ID`, in this process or after a restart.
 //!
 //! What it is not: a general Bitrix24 SDK; only the methods a PBX connector needs.
 
@@ -81,6 +84,8 @@ pub struct Bitrix24 {
     /// Kommutator call id → Bitrix24 `CALL_ID` of calls registered by this process, so the end
     /// of a call needs no second register. Bounded; a miss only costs one batch command.
     call_ids: Mutex<HashMap<String, String>>,
+    /// Where click-to-call links live (`crm_call_links`): calls Bitrix24 registered itself.
+    storage: storage::Storage,
 }
 
 /// Longest the `CALL_ID` cache gets before it is cleared.
@@ -99,13 +104,14 @@ pub fn build(config: Config, storage: storage::Storage) -> Result<Arc<Bitrix24>,
         config.auth.clone(),
         config.timeout,
         limiter,
-        storage,
+        storage.clone(),
     )
     .map_err(BuildError::Invalid)?;
     Ok(Arc::new(Bitrix24 {
         config,
         client,
         call_ids: Mutex::new(HashMap::new()),
+        storage,
     }))
 }
 
@@ -136,11 +142,30 @@ impl Bitrix24 {
 
     async fn deliver_all(&self, jobs: &[Job]) -> Vec<Delivery> {
         let mut results: Vec<Option<Delivery>> = vec![None; jobs.len()];
+        // Calls Bitrix24 started (click-to-call) are registered already, under its CALL_ID.
+        let ids: Vec<&str> = jobs
+            .iter()
+            .map(|j| j.payload.call.call_id.as_str())
+            .collect();
+        let links = match self.storage.crm_call_links(&self.config.name, &ids).await {
+            Ok(links) => links,
+            Err(err) => {
+                let err = ConnectorError::transient(
+                    ErrorKind::Unavailable,
+                    format!("cannot read click-to-call links from storage: {err}"),
+                );
+                return vec![Err(err); jobs.len()];
+            }
+        };
+        let linked = |call_id: &str| links.get(call_id).map(String::as_str);
         // Jobs that may have reached Bitrix24 already: look them up first.
-        let retried: Vec<&str> = jobs
+        let retried: Vec<(&str, Option<&str>)> = jobs
             .iter()
             .filter(|j| j.attempts > 1)
-            .map(|j| j.payload.call.call_id.as_str())
+            .map(|j| {
+                let id = j.payload.call.call_id.as_str();
+                (id, linked(id))
+            })
             .collect();
         let finished = if retried.is_empty() {
             Default::default()
@@ -158,11 +183,17 @@ impl Bitrix24 {
                 results[idx] = Some(Ok(()));
                 continue;
             }
+            let link = linked(&call.call_id);
             match job.step {
+                // Bitrix24 registered its own click-to-call and shows its card: a second
+                // register would make a second call in the CRM.
+                Step::CallStarted if link.is_some() => results[idx] = Some(Ok(())),
                 Step::CallStarted => plan.register(idx, call, &self.config),
                 Step::CallEnded => {
-                    let cached = self.cached_call_id(&call.call_id);
-                    plan.finish(idx, call, &self.config, cached.as_deref());
+                    let known = link
+                        .map(str::to_owned)
+                        .or_else(|| self.cached_call_id(&call.call_id));
+                    plan.finish(idx, call, &self.config, known.as_deref());
                 }
                 // Never planned for Bitrix24 (its steps do not include it).
                 Step::Event => {

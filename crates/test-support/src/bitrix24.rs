@@ -249,6 +249,30 @@ impl FakeBitrix24 {
         self.lock().entities.push(entity);
     }
 
+    /// A user clicks a number in the CRM: Bitrix24 registers an outgoing call itself (no
+    /// `EXTERNAL_CALL_ID`, no register request from us) and returns its `CALL_ID`, which the
+    /// `ONEXTERNALCALLSTART` event then carries. Tests post that event themselves.
+    pub fn start_click_to_call(&self, user_id: u64, phone: &str) -> String {
+        let mut state = self.lock();
+        let idx = state.calls.len();
+        let call_id = format!("externalCall.c2c{:029x}.{}", idx + 1, 1_773_236_989 + idx);
+        state.calls.push(FakeCall {
+            call_id: call_id.clone(),
+            external_call_id: None,
+            phone_number: phone.to_owned(),
+            call_type: "1".to_owned(),
+            register_user: user_id.to_string(),
+            start_date: None,
+            line_number: None,
+            registers: 0,
+            finish: None,
+            finishes: 0,
+            record_url: None,
+        });
+        state.by_call_id.insert(call_id.clone(), idx);
+        call_id
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State0> {
         self.shared.lock()
     }
@@ -478,15 +502,20 @@ fn run_method(state: &mut State0, method: &str, params: &Value) -> MethodResult 
             }
         }
         "voximplant.statistic.get" => {
-            let external = params
-                .pointer("/FILTER/EXTERNAL_CALL_ID")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            let filter = |key: &str| {
+                params
+                    .pointer(&format!("/FILTER/{key}"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let (external, by_call_id) = (filter("EXTERNAL_CALL_ID"), filter("CALL_ID"));
             let rows: Vec<Value> = state
                 .calls
                 .iter()
                 .filter(|c| {
-                    c.finish.is_some() && (external.is_none() || c.external_call_id == external)
+                    c.finish.is_some()
+                        && (external.is_none() || c.external_call_id == external)
+                        && by_call_id.as_ref().is_none_or(|id| c.call_id == *id)
                 })
                 .map(|c| json!({ "CALL_ID": c.call_id, "EXTERNAL_CALL_ID": c.external_call_id }))
                 .collect();

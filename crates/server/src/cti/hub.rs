@@ -150,6 +150,8 @@ enum Msg {
         extensions: BTreeSet<String>,
     },
     TasksClosed(Vec<(TaskView, Option<storage::UserId>)>),
+    /// The PBX commands go to (the first attached), for work done outside the hub task.
+    FirstPbx(oneshot::Sender<Option<Arc<dyn PbxControl>>>),
     DialFailed {
         reply: mpsc::Sender<Arc<str>>,
         id: Option<String>,
@@ -188,6 +190,8 @@ const SOCKET_QUEUE: usize = 512;
 const TICK: Duration = Duration::from_millis(250);
 /// How often the agent list is reloaded from storage (accounts added with the CLI).
 const RELOAD_AGENTS: Duration = Duration::from_secs(60);
+/// How long an agent's phone rings for a click-to-call before the PBX gives up.
+const ORIGINATE_TIMEOUT_MS: u64 = 30_000;
 
 impl Hub {
     /// Starts the hub task. Agents are loaded from storage right away and every minute.
@@ -271,6 +275,39 @@ impl Hub {
             reason: reason.to_owned(),
         };
         self.publish(pbx, wall_micros(), vec![item]).await;
+    }
+
+    /// Click-to-call for a CRM: rings `extension`'s phone, then dials `number`, on the first
+    /// attached PBX, with the call's id fixed to `channel_id` in advance. Resolves when the
+    /// PBX has placed or refused the call (the agent answered, or did not).
+    pub async fn originate_for_crm(
+        &self,
+        extension: &str,
+        number: &str,
+        channel_id: &str,
+    ) -> Result<(), CommandError> {
+        let number = dialable(number).ok_or_else(|| {
+            CommandError::Rejected(format!("`{number}` is not a number that can be dialled"))
+        })?;
+        if extension.is_empty() || !extension.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(CommandError::Rejected(format!(
+                "`{extension}` is not an extension"
+            )));
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::FirstPbx(reply)).await.is_err() {
+            return Err(CommandError::NotConnected);
+        }
+        let control = rx.await.ok().flatten().ok_or(CommandError::NotConnected)?;
+        let command = PbxCommand::Originate {
+            agent_channel: self.config.phone_channel.replace("{extension}", extension),
+            caller_id: format!("{} <{number}>", self.config.originate_caller_id),
+            number,
+            context: self.config.dial_context.clone(),
+            timeout_ms: ORIGINATE_TIMEOUT_MS,
+            channel_id: Some(channel_id.to_owned()),
+        };
+        control.execute(command).await
     }
 
     /// Counters.
@@ -485,6 +522,9 @@ impl State {
                     };
                     self.emit(audience, &ServerMessage::TaskUpdated { seq, task }, seq);
                 }
+            }
+            Msg::FirstPbx(reply) => {
+                let _ = reply.send(self.pbxes.first().map(|(_, c)| c.clone()));
             }
             Msg::DialFailed {
                 reply,
@@ -1274,7 +1314,8 @@ impl State {
                         number: number.clone(),
                         context: self.config.dial_context.clone(),
                         caller_id: format!("{} <{number}>", self.config.originate_caller_id),
-                        timeout_ms: 30_000,
+                        timeout_ms: ORIGINATE_TIMEOUT_MS,
+                        channel_id: None,
                     },
                     number,
                 })

@@ -44,6 +44,9 @@ pub enum PbxCommand {
         caller_id: String,
         /// Ring timeout of the agent's phone, milliseconds.
         timeout_ms: u64,
+        /// `ChannelId`: the Uniqueid, hence the call id, the call will have. Set when the
+        /// caller must know the call before it exists (a CRM's click-to-call).
+        channel_id: Option<String>,
     },
     /// Hang up a channel.
     Hangup {
