@@ -21,10 +21,10 @@ pub struct Outbox {
     pub plan: Arc<PlanContext>,
     /// Tasks to join at shutdown.
     pub tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
-    /// Inbound CRM event endpoints, to mount under `/hooks`.
+    /// Inbound CRM event endpoints (`/hooks/...`), merged into the server's routes.
     pub hooks: axum::Router,
-    /// Click-to-call requests from CRMs (Bitrix24 `ONEXTERNALCALLSTART`). The CTI side
-    /// (originate) takes this receiver; until it does, requests are logged and dropped.
+    /// Click-to-call requests from CRMs (Bitrix24 `ONEXTERNALCALLSTART`), for
+    /// [`crate::click_to_call`] to place on the PBX.
     pub click_to_call: Option<mpsc::Receiver<crm_bitrix24::events::ClickToCall>>,
 }
 
@@ -64,7 +64,7 @@ pub fn start(
                 region,
             };
             hooks = hooks.nest(
-                &format!("/bitrix24/{}", b24.connector.name),
+                &format!("/hooks/bitrix24/{}", b24.connector.name),
                 crm_bitrix24::events::router(events, click_tx.clone()),
             );
         }

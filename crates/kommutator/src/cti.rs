@@ -129,14 +129,18 @@ impl PbxControl for AmiControl {
                     context,
                     caller_id,
                     timeout_ms,
+                    channel_id,
                 } => {
-                    let action = Action::new("Originate")
+                    let mut action = Action::new("Originate")
                         .header("Channel", agent_channel)
                         .header("Context", context)
                         .header("Exten", number)
                         .header("Priority", "1")
                         .header("CallerID", caller_id)
                         .header("Timeout", timeout_ms.to_string());
+                    if let Some(id) = channel_id {
+                        action = action.header("ChannelId", id);
+                    }
                     return match client.originate(action).await {
                         Ok(frame) if frame.get("Response") == Some(b"Success") => Ok(()),
                         Ok(frame) => Err(CommandError::Rejected(originate_reason(

@@ -2,6 +2,7 @@
 //! components (PBX adapters → core → storage and sinks, HTTP server) as tokio tasks and shuts
 //! them down cleanly. It holds no domain logic of its own.
 
+mod click_to_call;
 mod config;
 mod crm;
 mod cti;

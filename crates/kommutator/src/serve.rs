@@ -84,20 +84,16 @@ impl Running {
             .context("cannot start the CRM connectors")?;
         tasks.extend(crm.tasks);
         let hooks = crm.hooks;
-        if let Some(mut requests) = crm.click_to_call {
-            // Bitrix24's ONEXTERNALCALLSTART is received, verified and deduplicated, but not yet
-            // turned into an Originate: say so for every request instead of dropping it silently.
+        if let Some(requests) = crm.click_to_call {
             tasks.push((
                 "click-to-call",
-                tokio::spawn(async move {
-                    while let Some(request) = requests.recv().await {
-                        tracing::warn!(
-                            connector = %request.connector,
-                            extension = ?request.extension,
-                            "Click-to-call from the CRM is not executed: CRM-initiated originate is not wired to the PBX yet."
-                        );
-                    }
-                }),
+                crate::click_to_call::start(
+                    requests,
+                    hub.clone(),
+                    storage.clone(),
+                    crm.plan.clone(),
+                    stop.clone(),
+                ),
             ));
         }
         let mut agi = None;

@@ -46,6 +46,8 @@ struct Originate {
     channel: String,
     context: Option<String>,
     exten: Option<String>,
+    /// `ChannelId`, when the originator chose the call's id.
+    channel_id: Option<String>,
 }
 
 /// Binds the control listener (loopback only) and serves it until the task is dropped.
@@ -96,6 +98,7 @@ async fn start_call(
         } else {
             pbx_simulator::TransferTrigger::Scripted
         },
+        ..pbx_simulator::CallParams::default()
     };
     let id = sim
         .start_call(scenario, params)
@@ -126,6 +129,7 @@ async fn originate_log(State(sim): State<pbx_simulator::SimulatorHandle>) -> Jso
                 channel: o.channel,
                 context: o.context,
                 exten: o.exten,
+                channel_id: o.channel_id,
             })
             .collect(),
     )
