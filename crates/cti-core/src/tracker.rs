@@ -268,7 +268,7 @@ impl CallTracker {
                 let Some(key) = self.ensure(&chan, Some((&context, &exten)), now, &mut fx) else {
                     return fx;
                 };
-                if let Some(c) = self.channels.get_mut(chan.uniqueid.as_str()) {
+                if let Some(c) = self.channels.get_mut(&chan.uniqueid) {
                     c.up |= state == ChannelState::Up;
                     if caller_num.is_some() {
                         c.caller_num = caller_num;
@@ -284,7 +284,7 @@ impl CallTracker {
                     return fx;
                 };
                 if state == ChannelState::Up {
-                    if let Some(c) = self.channels.get_mut(chan.uniqueid.as_str()) {
+                    if let Some(c) = self.channels.get_mut(&chan.uniqueid) {
                         c.up = true;
                     }
                     if let Some(call) = self.calls.get_mut(&key) {
@@ -308,7 +308,7 @@ impl CallTracker {
                     .calls
                     .get(&key)
                     .is_some_and(|c| c.answered_at.is_some());
-                if let Some(c) = self.channels.get_mut(chan.uniqueid.as_str()) {
+                if let Some(c) = self.channels.get_mut(&chan.uniqueid) {
                     // Transfers rewrite caller IDs on Local channels (connected-line updates);
                     // the customer does not change numbers mid-call, and `<unknown>` is no news.
                     let frozen = answered && c.role == Role::Customer;
@@ -324,7 +324,7 @@ impl CallTracker {
                 self.caller_changed(key, now, &mut fx);
             }
             PbxEvent::ChannelRenamed { uniqueid, new_name } => {
-                if let Some(c) = self.channels.get_mut(uniqueid.as_str()) {
+                if let Some(c) = self.channels.get_mut(&uniqueid) {
                     c.name = new_name;
                 }
             }
@@ -348,7 +348,7 @@ impl CallTracker {
                 let Some(key) = self.ensure(&dest, None, now, &mut fx) else {
                     return fx;
                 };
-                let role = match self.channels.get_mut(dest.uniqueid.as_str()) {
+                let role = match self.channels.get_mut(&dest.uniqueid) {
                     Some(c) => {
                         if c.dialed.is_none() {
                             c.dialed = Some(dial_string);
@@ -393,17 +393,17 @@ impl CallTracker {
                 }
                 let inside = self
                     .channels
-                    .get(chan.uniqueid.as_str())
+                    .get(&chan.uniqueid)
                     .is_some_and(|c| c.bridge.as_ref() == Some(&bridge));
                 if inside && self.put_in_bridge(&chan.uniqueid, None) {
                     self.recompute(key, now, &mut fx);
                 }
             }
             PbxEvent::BridgeMerge { from, to } => {
-                let members = self.bridges.remove(from.as_str()).unwrap_or_default();
+                let members = self.bridges.remove(&from).unwrap_or_default();
                 let mut keys = Vec::new();
                 for uid in members {
-                    if let Some(c) = self.channels.get_mut(uid.as_str()) {
+                    if let Some(c) = self.channels.get_mut(&uid) {
                         c.bridge = Some(to.clone());
                         if !keys.contains(&c.call) {
                             keys.push(c.call);
@@ -553,10 +553,7 @@ impl CallTracker {
             PbxEvent::AttendedTransfer(info) => self.attended_transfer(info, now, &mut fx),
             PbxEvent::AppStarted { chan, app } => {
                 if let Some(key) = self.known(&chan, now, &mut fx) {
-                    let up = self
-                        .channels
-                        .get(chan.uniqueid.as_str())
-                        .is_some_and(|c| c.up);
+                    let up = self.channels.get(&chan.uniqueid).is_some_and(|c| c.up);
                     if let Some(call) = self.calls.get_mut(&key) {
                         match app {
                             DialplanApp::VoiceMail => call.voicemail = true,
@@ -633,11 +630,10 @@ impl CallTracker {
         if let Some(key) = self.known(chan, now, fx) {
             return Some(key);
         }
-        if self.tombstones.contains_key(chan.uniqueid.as_str()) || chan.uniqueid.as_str().is_empty()
-        {
+        if self.tombstones.contains_key(&chan.uniqueid) || chan.uniqueid.is_empty() {
             return None;
         }
-        let key = match self.by_linkedid.get(chan.linkedid.as_str()) {
+        let key = match self.by_linkedid.get(&chan.linkedid) {
             Some(key) => *key,
             None => self.new_call(chan, now),
         };
@@ -689,7 +685,7 @@ impl CallTracker {
             let twin = self.calls.get(&key).and_then(|call| {
                 call.channels.iter().find(|u| {
                     **u != chan.uniqueid
-                        && self.channels.get(u.as_str()).is_some_and(|c| {
+                        && self.channels.get(*u).is_some_and(|c| {
                             c.name.len() == chan.name.len()
                                 && c.name.starts_with(base)
                                 && c.name != chan.name
@@ -709,9 +705,9 @@ impl CallTracker {
 
     /// Finds a tracked channel; handles Linkedid changes. Never creates.
     fn known(&mut self, chan: &ChanRef, now: Timestamp, fx: &mut Vec<Effect>) -> Option<u64> {
-        let c = self.channels.get(chan.uniqueid.as_str())?;
+        let c = self.channels.get(&chan.uniqueid)?;
         let mut key = c.call;
-        if c.linkedid != chan.linkedid && !chan.linkedid.as_str().is_empty() {
+        if c.linkedid != chan.linkedid && !chan.linkedid.is_empty() {
             key = self.linkedid_changed(chan, key, now, fx);
         }
         if let Some(call) = self.calls.get_mut(&key) {
@@ -724,7 +720,7 @@ impl CallTracker {
         let key = self.next_key;
         self.next_key += 1;
         // A Linkedid that already ended and shows up again is a new interaction.
-        let id = match self.ended_linkedids.get_mut(chan.linkedid.as_str()) {
+        let id = match self.ended_linkedids.get_mut(&chan.linkedid) {
             Some((_, n)) => {
                 *n += 1;
                 CallId::new(format!("{}#{}", chan.linkedid, n))
@@ -775,10 +771,10 @@ impl CallTracker {
         now: Timestamp,
         fx: &mut Vec<Effect>,
     ) -> u64 {
-        if let Some(c) = self.channels.get_mut(chan.uniqueid.as_str()) {
+        if let Some(c) = self.channels.get_mut(&chan.uniqueid) {
             c.linkedid = chan.linkedid.clone();
         }
-        match self.by_linkedid.get(chan.linkedid.as_str()).copied() {
+        match self.by_linkedid.get(&chan.linkedid).copied() {
             Some(other) if other != key => {
                 // Asterisk moved the channel to the oldest Linkedid in its bridge: the family
                 // that owns that Linkedid survives.
@@ -801,7 +797,7 @@ impl CallTracker {
             return;
         };
         for uid in &absorbed.channels {
-            if let Some(c) = self.channels.get_mut(uid.as_str()) {
+            if let Some(c) = self.channels.get_mut(uid) {
                 c.call = into;
             }
         }
@@ -902,7 +898,7 @@ impl CallTracker {
     /// Whether a bridge or hold event at `now` is older than the channel's last such change
     /// (a late duplicate); otherwise records `now` as the last change.
     fn stale(&mut self, uid: &Uniqueid, now: Timestamp) -> bool {
-        match self.channels.get_mut(uid.as_str()) {
+        match self.channels.get_mut(uid) {
             Some(c) if now < c.last_change => true,
             Some(c) => {
                 c.last_change = now;
@@ -913,24 +909,24 @@ impl CallTracker {
     }
 
     fn role_of(&self, uid: &Uniqueid) -> Option<&Role> {
-        self.channels.get(uid.as_str()).map(|c| &c.role)
+        self.channels.get(uid).map(|c| &c.role)
     }
 
     fn link_pair(&mut self, a: &Uniqueid, b: &Uniqueid) {
         if a == b {
             return;
         }
-        if let Some(c) = self.channels.get_mut(a.as_str()) {
+        if let Some(c) = self.channels.get_mut(a) {
             c.pair = Some(b.clone());
         }
-        if let Some(c) = self.channels.get_mut(b.as_str()) {
+        if let Some(c) = self.channels.get_mut(b) {
             c.pair = Some(a.clone());
         }
     }
 
     /// Moves a channel into `bridge` (or out of any). Returns whether anything changed.
     fn put_in_bridge(&mut self, uid: &Uniqueid, bridge: Option<BridgeId>) -> bool {
-        let Some(c) = self.channels.get_mut(uid.as_str()) else {
+        let Some(c) = self.channels.get_mut(uid) else {
             return false;
         };
         if c.bridge == bridge || (c.hung_up && bridge.is_some()) {
@@ -938,10 +934,10 @@ impl CallTracker {
         }
         let old = std::mem::replace(&mut c.bridge, bridge.clone());
         if let Some(old) = old {
-            if let Some(list) = self.bridges.get_mut(old.as_str()) {
+            if let Some(list) = self.bridges.get_mut(&old) {
                 list.retain(|u| u != uid);
                 if list.is_empty() {
-                    self.bridges.remove(old.as_str());
+                    self.bridges.remove(&old);
                 }
             }
         }
@@ -958,7 +954,7 @@ impl CallTracker {
         let Some(key) = self.known(chan, now, fx) else {
             return;
         };
-        let Some(c) = self.channels.get_mut(chan.uniqueid.as_str()) else {
+        let Some(c) = self.channels.get_mut(&chan.uniqueid) else {
             return;
         };
         if c.hung_up {
@@ -1006,12 +1002,12 @@ impl CallTracker {
             return;
         };
         for uid in &call.channels {
-            if let Some(c) = self.channels.remove(uid.as_str()) {
+            if let Some(c) = self.channels.remove(uid) {
                 if let Some(bridge) = c.bridge {
-                    if let Some(list) = self.bridges.get_mut(bridge.as_str()) {
+                    if let Some(list) = self.bridges.get_mut(&bridge) {
                         list.retain(|u| u != uid);
                         if list.is_empty() {
-                            self.bridges.remove(bridge.as_str());
+                            self.bridges.remove(&bridge);
                         }
                     }
                 }
@@ -1019,7 +1015,7 @@ impl CallTracker {
             self.tombstones.insert(uid.clone(), now);
         }
         for lid in call.linkedids {
-            self.by_linkedid.remove(lid.as_str());
+            self.by_linkedid.remove(&lid);
             self.ended_linkedids.entry(lid).or_insert((now, 0)).0 = now;
         }
         fx.push(Effect::CallEnded(Box::new(record)));
@@ -1119,7 +1115,7 @@ impl CallTracker {
         let Some(call) = self.calls.get(&key) else {
             return res;
         };
-        let live = |u: &Uniqueid| self.channels.get(u.as_str()).filter(|c| !c.hung_up);
+        let live = |u: &Uniqueid| self.channels.get(u).filter(|c| !c.hung_up);
         let mut anchors: Vec<&Uniqueid> = call
             .channels
             .iter()
@@ -1145,7 +1141,7 @@ impl CallTracker {
             let members = c
                 .bridge
                 .as_ref()
-                .and_then(|b| self.bridges.get(b.as_str()))
+                .and_then(|b| self.bridges.get(b))
                 .map_or(&[][..], |m| m.as_slice());
             for m in c.pair.iter().chain(members.iter()) {
                 if m == uid || visited.contains(&m) {
@@ -1434,7 +1430,7 @@ impl CallTracker {
         let mut visited = vec![start.clone()];
         let mut stack = vec![start.clone()];
         while let Some(uid) = stack.pop() {
-            let c = self.channels.get(uid.as_str())?;
+            let c = self.channels.get(&uid)?;
             match &c.role {
                 Role::Agent(ext) if Some(ext) != except => return Some(ext.clone()),
                 Role::Agent(_) | Role::Customer if uid != *start => continue,
@@ -1442,7 +1438,7 @@ impl CallTracker {
             }
             let mut next: Vec<Uniqueid> = c.pair.iter().cloned().collect();
             if let Some(b) = &c.bridge {
-                if let Some(members) = self.bridges.get(b.as_str()) {
+                if let Some(members) = self.bridges.get(b) {
                     next.extend(members.iter().cloned());
                 }
             }
@@ -1542,7 +1538,7 @@ impl CallTracker {
             }
             let linkedid = self
                 .channels
-                .get(uid.as_str())
+                .get(&uid)
                 .map(|c| c.linkedid.clone())
                 .unwrap_or_default();
             let chan = ChanRef {
@@ -1554,11 +1550,11 @@ impl CallTracker {
         }
         // Channels we did not know about: calls that started while we were away.
         for l in live {
-            let new = !self.channels.contains_key(l.chan.uniqueid.as_str());
+            let new = !self.channels.contains_key(&l.chan.uniqueid);
             let Some(key) = self.ensure(&l.chan, Some((&l.context, &l.exten)), now, fx) else {
                 continue;
             };
-            if let Some(c) = self.channels.get_mut(l.chan.uniqueid.as_str()) {
+            if let Some(c) = self.channels.get_mut(&l.chan.uniqueid) {
                 c.up |= l.state == ChannelState::Up;
                 if new {
                     c.caller_num = l.caller_num;
@@ -1620,7 +1616,7 @@ impl CallTracker {
     fn customer_chan(&self, call: &Call) -> Option<&Chan> {
         std::iter::once(&call.origin)
             .chain(call.channels.iter())
-            .filter_map(|u| self.channels.get(u.as_str()))
+            .filter_map(|u| self.channels.get(u))
             .find(|c| c.role == Role::Customer)
     }
 

@@ -14,6 +14,7 @@ use cti_core::{
     QueueName, Timestamp, Uniqueid,
 };
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
@@ -343,6 +344,12 @@ impl<'a> Fields<'a> {
         self.raw(f).map(owned_text)
     }
 
+    /// An id (`Uniqueid`, `BridgeUniqueid`, `Queue`, ...) made straight from the bytes: short
+    /// ids are kept inside the id, so this allocates nothing for them.
+    fn id<T: for<'s> From<&'s str>>(&self, f: F) -> Option<T> {
+        self.raw(f).map(|v| T::from(&*id_text(v)))
+    }
+
     fn text_or_empty(&self, f: F) -> String {
         self.text(f).unwrap_or_default()
     }
@@ -363,14 +370,14 @@ impl<'a> Fields<'a> {
         let b = base as usize;
         let uniqueid = self.0[b + 1].filter(|v| !v.is_empty() && *v != b"<unknown>")?;
         Some(ChanRef {
-            uniqueid: Uniqueid::new(owned_text(uniqueid)),
-            linkedid: LinkedId::new(owned_text(self.0[b + 2].unwrap_or_default())),
+            uniqueid: Uniqueid::from(&*id_text(uniqueid)),
+            linkedid: LinkedId::from(&*id_text(self.0[b + 2].unwrap_or_default())),
             name: owned_text(self.0[b].unwrap_or_default()),
         })
     }
 
     fn queue(&self) -> QueueName {
-        QueueName::new(self.text_or_empty(F::Queue))
+        self.id(F::Queue).unwrap_or_default()
     }
 
     fn member(&self) -> QueueMember {
@@ -392,6 +399,15 @@ fn owned_text(value: &[u8]) -> String {
     match std::str::from_utf8(value) {
         Ok(text) => text.to_owned(),
         Err(_) => String::from_utf8_lossy(value).into_owned(),
+    }
+}
+
+/// A header value as borrowed text when it is valid UTF-8 (nearly always), for ids that are
+/// copied into their own storage; otherwise decoded lossily as [`owned_text`] does.
+fn id_text(value: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(value) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(value).into_owned()),
     }
 }
 
@@ -457,7 +473,7 @@ fn event(kind: Kind, f: &Fields<'_>, frame: &FrameRef<'_>) -> Option<PbxEvent> {
             caller_name: f.party(F::CallerIdName),
         },
         Kind::Rename => PbxEvent::ChannelRenamed {
-            uniqueid: Uniqueid::new(f.text(F::Uniqueid)?),
+            uniqueid: f.id(F::Uniqueid)?,
             new_name: f.text(F::Newname)?,
         },
         Kind::LocalBridge => PbxEvent::LocalPair {
@@ -477,15 +493,15 @@ fn event(kind: Kind, f: &Fields<'_>, frame: &FrameRef<'_>) -> Option<PbxEvent> {
         },
         Kind::BridgeEnter => PbxEvent::BridgeEnter {
             chan: chan()?,
-            bridge: BridgeId::new(f.text(F::BridgeUniqueid)?),
+            bridge: f.id(F::BridgeUniqueid)?,
         },
         Kind::BridgeLeave => PbxEvent::BridgeLeave {
             chan: chan()?,
-            bridge: BridgeId::new(f.text(F::BridgeUniqueid)?),
+            bridge: f.id(F::BridgeUniqueid)?,
         },
         Kind::BridgeMerge => PbxEvent::BridgeMerge {
-            from: BridgeId::new(f.text(F::FromBridgeUniqueid)?),
-            to: BridgeId::new(f.text(F::ToBridgeUniqueid)?),
+            from: f.id(F::FromBridgeUniqueid)?,
+            to: f.id(F::ToBridgeUniqueid)?,
         },
         Kind::Hangup => PbxEvent::Hangup {
             chan: chan()?,
