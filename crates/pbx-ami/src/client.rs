@@ -45,7 +45,8 @@
 //!   the session ends first), then `Disconnected`. `Resynced` is emitted at the position in
 //!   the stream of the last resync list's `Complete` frame: events delivered before it
 //!   arrived before that frame (some of them while the lists were being produced, so the
-//!   snapshot may already include their effect, or not: apply it idempotently).
+//!   snapshot may already include their effect, or not: apply it idempotently). The channel
+//!   list is requested last, so its snapshot is taken exactly where `Resynced` stands.
 //! * Actions are never re-sent after a reconnect. Actions still waiting for their reply when
 //!   the connection drops fail with [`ActionError::ConnectionLost`]; an `Originate` fails with
 //!   [`ActionError::OutcomeUnknown`] (the phone may be ringing). Actions issued while
@@ -785,11 +786,17 @@ enum ResyncPart {
 }
 
 impl ResyncPart {
+    /// Sending order. `CoreShowChannels` goes last: Asterisk answers one session's actions in
+    /// order, so its `Complete` is the last list's, where `Resynced` is emitted, and no event
+    /// sits between the channel snapshot and `Resynced`. Sent first, a channel created after
+    /// the snapshot (its `Newchannel` delivered before `Resynced`) would be taken for one the
+    /// PBX lost, and one that hung up after it (its `Hangup` delivered before `Resynced`, when
+    /// the tracker did not know it yet) would be adopted and never end.
     const ALL: [ResyncPart; 4] = [
-        ResyncPart::Channels,
-        ResyncPart::QueueStatus,
-        ResyncPart::DeviceStates,
         ResyncPart::ExtensionStates,
+        ResyncPart::DeviceStates,
+        ResyncPart::QueueStatus,
+        ResyncPart::Channels,
     ];
 
     fn action(self) -> &'static str {

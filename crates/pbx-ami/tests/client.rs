@@ -101,10 +101,10 @@ impl FakeConn {
     /// Answer the four resync list actions with empty lists.
     async fn answer_resync_empty(&mut self) {
         for name in [
-            "CoreShowChannels",
-            "QueueStatus",
-            "DeviceStateList",
             "ExtensionStateList",
+            "DeviceStateList",
+            "QueueStatus",
+            "CoreShowChannels",
         ] {
             let action = self.expect_action(name).await;
             self.send(list_start(&action)).await;
@@ -279,44 +279,46 @@ async fn plain_login_resync_and_stream_order() {
     conn.send(reply).await;
     client.expect_connected(1).await;
 
-    let channels = conn.expect_action("CoreShowChannels").await;
-    let queues = conn.expect_action("QueueStatus").await;
-    let devices = conn.expect_action("DeviceStateList").await;
+    // CoreShowChannels comes last, so that its snapshot is where Resynced is emitted.
     let extensions = conn.expect_action("ExtensionStateList").await;
-    let mut wire = list_start(&channels);
-    wire += &list_item(
-        &channels,
-        "CoreShowChannel",
-        "Channel: Local/101@agents-1;1\r\n",
-    );
-    wire += &event("Newchannel", "Channel: Local/102@agents-2;1\r\n");
-    wire += &list_item(
-        &channels,
-        "CoreShowChannel",
-        "Channel: Local/101@agents-1;2\r\n",
-    );
-    wire += &list_complete(&channels, "CoreShowChannelsComplete", 2);
-    wire += &list_start(&queues);
-    wire += &list_item(&queues, "QueueParams", "Queue: sales\r\n");
-    wire += &list_item(
-        &queues,
-        "QueueMember",
-        "Queue: sales\r\nName: Agent 101\r\n",
-    );
-    wire += &list_complete(&queues, "QueueStatusComplete", 2);
-    // A list that fails resyncs as empty instead of killing the session.
-    wire += &format!(
-        "Response: Error\r\nActionID: {}\r\nMessage: Permission denied\r\n\r\n",
-        id(&devices)
-    );
-    wire += &event("Newstate", "ChannelState: 5\r\n");
-    wire += &list_start(&extensions);
+    let devices = conn.expect_action("DeviceStateList").await;
+    let queues = conn.expect_action("QueueStatus").await;
+    let channels = conn.expect_action("CoreShowChannels").await;
+    let mut wire = list_start(&extensions);
     wire += &list_item(
         &extensions,
         "ExtensionStatus",
         "Exten: 101\r\nStatus: 0\r\n",
     );
     wire += &list_complete(&extensions, "ExtensionStateListComplete", 1);
+    // A list that fails resyncs as empty instead of killing the session.
+    wire += &format!(
+        "Response: Error\r\nActionID: {}\r\nMessage: Permission denied\r\n\r\n",
+        id(&devices)
+    );
+    wire += &list_start(&queues);
+    wire += &list_item(&queues, "QueueParams", "Queue: sales\r\n");
+    // An event in the middle of a list is delivered in stream order.
+    wire += &event("Newchannel", "Channel: Local/102@agents-2;1\r\n");
+    wire += &list_item(
+        &queues,
+        "QueueMember",
+        "Queue: sales\r\nName: Agent 101\r\n",
+    );
+    wire += &list_complete(&queues, "QueueStatusComplete", 2);
+    wire += &event("Newstate", "ChannelState: 5\r\n");
+    wire += &list_start(&channels);
+    wire += &list_item(
+        &channels,
+        "CoreShowChannel",
+        "Channel: Local/101@agents-1;1\r\n",
+    );
+    wire += &list_item(
+        &channels,
+        "CoreShowChannel",
+        "Channel: Local/101@agents-1;2\r\n",
+    );
+    wire += &list_complete(&channels, "CoreShowChannelsComplete", 2);
     wire += &event("Hangup", "Cause: 16\r\n");
     // Split the script at awkward places to exercise the client's buffering.
     for piece in wire.as_bytes().chunks(37) {
