@@ -292,6 +292,13 @@ impl<'a> FrameRef<'a> {
         }
     }
 
+    /// Whether the frame has no header index (see `Spans::Lazy`): a normal frame, complete
+    /// in one piece, whose raw bytes end with its empty line and whose headers are exactly
+    /// its lines up to it.
+    pub(crate) fn is_lazy(&self) -> bool {
+        matches!(self.spans, Spans::Lazy)
+    }
+
     /// Lines that are not `Name: value` headers: the output of a legacy `Response: Follows`,
     /// or stray colon-less lines inside a frame.
     pub fn body_lines(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
