@@ -310,6 +310,20 @@ impl Storage {
         })
     }
 
+    /// Runs a report query with `args` bound to `$1`, `$2`, … and maps each row: one spelling
+    /// for both databases (their row types differ, [`RowExt`] reads both).
+    async fn report_rows<T>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        map: impl Fn(&dyn RowExt) -> Result<T, StorageError>,
+    ) -> Result<Vec<T>, StorageError> {
+        on_pool!(self, pool => {
+            let rows = bind_args!(sqlx::query(sql), args).fetch_all(pool).await?;
+            rows.iter().map(|row| map(row)).collect()
+        })
+    }
+
     /// Per agent extension: calls that rang them, calls they talked on, their talk time, over
     /// the finished customer calls that started in `[from, to)`.
     pub async fn report_agent_calls(
@@ -323,23 +337,15 @@ impl Storage {
              FROM calls c JOIN call_agents a ON a.call_id = c.id \
              WHERE c.started_at >= $1 AND c.started_at < $2 AND c.ended_at IS NOT NULL \
              AND c.direction <> 'internal' GROUP BY a.extension ORDER BY a.extension";
-        on_pool!(self, pool => {
-            let rows = sqlx::query(sql)
-                .bind(to_micros(from))
-                .bind(to_micros(to))
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(AgentCallsRow {
-                        extension: row.text("extension")?,
-                        rang: row.int("rang")?,
-                        handled: row.int("handled")?,
-                        talk_ms: row.int("talk_ms")?,
-                    })
-                })
-                .collect()
+        self.report_rows(sql, period(from, to), |row| {
+            Ok(AgentCallsRow {
+                extension: row.text("extension")?,
+                rang: row.int("rang")?,
+                handled: row.int("handled")?,
+                talk_ms: row.int("talk_ms")?,
+            })
         })
+        .await
     }
 
     /// Time per user, status and reason within `[from, to)`; an open span counts up to `now`.
@@ -359,24 +365,20 @@ impl Storage {
              WHERE started_at < $2 AND {end} > $1 AND started_at < $3 \
              GROUP BY user_id, status, reason ORDER BY user_id, status, reason"
         );
-        on_pool!(self, pool => {
-            let rows = sqlx::query(&sql)
-                .bind(to_micros(from))
-                .bind(to_micros(to))
-                .bind(to_micros(now))
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(StatusTimeRow {
-                        user_id: UserId(row.int("user_id")?),
-                        status: row.text("status")?,
-                        reason: row.opt_text("reason")?,
-                        micros: row.int("micros")?.max(0),
-                    })
-                })
-                .collect()
+        let args = vec![
+            Arg::Int(to_micros(from)),
+            Arg::Int(to_micros(to)),
+            Arg::Int(to_micros(now)),
+        ];
+        self.report_rows(&sql, args, |row| {
+            Ok(StatusTimeRow {
+                user_id: UserId(row.int("user_id")?),
+                status: row.text("status")?,
+                reason: row.opt_text("reason")?,
+                micros: row.int("micros")?.max(0),
+            })
         })
+        .await
     }
 
     /// Callback tasks created in `[from, to)`, per assignee.
@@ -391,24 +393,16 @@ impl Storage {
              CAST(MAX(CASE WHEN status = 'done' AND closed_at IS NOT NULL THEN (closed_at - created_at) / 1000 ELSE 0 END) AS BIGINT) AS max_ms \
              FROM tasks WHERE kind = 'callback' AND created_at >= $1 AND created_at < $2 \
              GROUP BY assignee_user_id ORDER BY assignee_user_id";
-        on_pool!(self, pool => {
-            let rows = sqlx::query(sql)
-                .bind(to_micros(from))
-                .bind(to_micros(to))
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(CallbackRow {
-                        assignee: row.opt_int("assignee_user_id")?.map(UserId),
-                        opened: row.int("opened")?,
-                        done: row.int("done")?,
-                        time_to_callback_sum_ms: row.int("sum_ms")?,
-                        time_to_callback_max_ms: row.int("max_ms")?,
-                    })
-                })
-                .collect()
+        self.report_rows(sql, period(from, to), |row| {
+            Ok(CallbackRow {
+                assignee: row.opt_int("assignee_user_id")?.map(UserId),
+                opened: row.int("opened")?,
+                done: row.int("done")?,
+                time_to_callback_sum_ms: row.int("sum_ms")?,
+                time_to_callback_max_ms: row.int("max_ms")?,
+            })
         })
+        .await
     }
 
     /// Inbound finished calls that started in `[from, to)`, per line.
@@ -426,24 +420,16 @@ impl Storage {
                THEN 1 ELSE 0 END) AS BIGINT) AS new_callers \
              FROM calls c WHERE c.started_at >= $1 AND c.started_at < $2 AND c.ended_at IS NOT NULL \
              AND c.direction = 'inbound' GROUP BY c.line ORDER BY c.line";
-        on_pool!(self, pool => {
-            let rows = sqlx::query(sql)
-                .bind(to_micros(from))
-                .bind(to_micros(to))
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(LineRow {
-                        line: row.opt_text("line")?,
-                        calls: row.int("calls")?,
-                        answered: row.int("answered")?,
-                        unique_callers: row.int("unique_callers")?,
-                        new_callers: row.int("new_callers")?,
-                    })
-                })
-                .collect()
+        self.report_rows(sql, period(from, to), |row| {
+            Ok(LineRow {
+                line: row.opt_text("line")?,
+                calls: row.int("calls")?,
+                answered: row.int("answered")?,
+                unique_callers: row.int("unique_callers")?,
+                new_callers: row.int("new_callers")?,
+            })
         })
+        .await
     }
 
     /// Answered outbound calls that started in `[from, to)` (for call cost), oldest first.
@@ -455,24 +441,16 @@ impl Storage {
         let sql = "SELECT id, customer_number, line, answered_by, talk_ms FROM calls \
              WHERE started_at >= $1 AND started_at < $2 AND ended_at IS NOT NULL \
              AND direction = 'outbound' AND outcome = 'answered' ORDER BY started_at, id";
-        on_pool!(self, pool => {
-            let rows = sqlx::query(sql)
-                .bind(to_micros(from))
-                .bind(to_micros(to))
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(CostCallRow {
-                        call_id: row.text("id")?,
-                        customer_number: row.opt_text("customer_number")?,
-                        line: row.opt_text("line")?,
-                        agent: row.opt_text("answered_by")?,
-                        talk_ms: row.int("talk_ms")?,
-                    })
-                })
-                .collect()
+        self.report_rows(sql, period(from, to), |row| {
+            Ok(CostCallRow {
+                call_id: row.text("id")?,
+                customer_number: row.opt_text("customer_number")?,
+                line: row.opt_text("line")?,
+                agent: row.opt_text("answered_by")?,
+                talk_ms: row.int("talk_ms")?,
+            })
         })
+        .await
     }
 
     /// The KPI facts of every finished call that started in `[from, to)`, oldest first.
@@ -485,30 +463,27 @@ impl Storage {
             "SELECT id, direction, outcome, short_abandon, wait_ms, talk_ms, hold_ms, transfers, \
              queue, started_at FROM calls WHERE started_at >= $1 AND started_at < $2 \
              AND ended_at IS NOT NULL AND outcome IS NOT NULL ORDER BY started_at, id";
-        on_pool!(self, pool => {
-            let rows = sqlx::query(sql)
-                .bind(to_micros(from))
-                .bind(to_micros(to))
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(CallFactsRow {
-                        call_id: row.text("id")?,
-                        direction: row.text("direction")?,
-                        outcome: row.text("outcome")?,
-                        short_abandon: row.flag("short_abandon")?,
-                        wait_ms: row.int("wait_ms")?,
-                        talk_ms: row.int("talk_ms")?,
-                        hold_ms: row.int("hold_ms")?,
-                        transfers: row.int("transfers")?,
-                        queue: row.opt_text("queue")?,
-                        started_at_us: row.int("started_at")?,
-                    })
-                })
-                .collect()
+        self.report_rows(sql, period(from, to), |row| {
+            Ok(CallFactsRow {
+                call_id: row.text("id")?,
+                direction: row.text("direction")?,
+                outcome: row.text("outcome")?,
+                short_abandon: row.flag("short_abandon")?,
+                wait_ms: row.int("wait_ms")?,
+                talk_ms: row.int("talk_ms")?,
+                hold_ms: row.int("hold_ms")?,
+                transfers: row.int("transfers")?,
+                queue: row.opt_text("queue")?,
+                started_at_us: row.int("started_at")?,
+            })
         })
+        .await
     }
+}
+
+/// `$1`, `$2`: the period `[from, to)` in microseconds.
+fn period(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Arg> {
+    vec![Arg::Int(to_micros(from)), Arg::Int(to_micros(to))]
 }
 
 /// Where KPI sums are read from.
