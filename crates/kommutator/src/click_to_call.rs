@@ -52,16 +52,6 @@ pub fn start(
     })
 }
 
-/// A call id nobody else will use: `kc2c-<unix ms, hex>-<random>`, well under Asterisk's
-/// 149-byte limit for an assigned Uniqueid.
-fn new_call_id() -> String {
-    format!(
-        "kc2c-{:x}-{:08x}",
-        Utc::now().timestamp_millis(),
-        rand::random::<u32>()
-    )
-}
-
 async fn place(request: ClickToCall, hub: Hub, storage: storage::Storage, plan: Arc<PlanContext>) {
     let Some(extension) = request.extension.clone() else {
         tracing::error!(
@@ -72,7 +62,7 @@ async fn place(request: ClickToCall, hub: Hub, storage: storage::Storage, plan: 
         );
         return;
     };
-    let call_id = new_call_id();
+    let call_id = server::cti::new_call_id();
     match storage
         .link_crm_call(
             &request.connector,
@@ -184,15 +174,6 @@ fn unplaced_call_job(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn call_ids_are_unique_and_short_enough_for_asterisk() {
-        let a = new_call_id();
-        let b = new_call_id();
-        assert_ne!(a, b);
-        assert!(a.starts_with("kc2c-") && a.len() < 149, "{a}");
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'));
-    }
 
     #[test]
     fn an_unplaced_call_is_a_failed_outbound_call_keyed_like_the_planner() {

@@ -1096,6 +1096,15 @@ enum Kind {
 }
 
 fn kind_of(frame: &FrameRef<'_>) -> Kind {
+    // Asterisk writes the first line's name exactly so: a prefix test answers without
+    // reading the line (the match below would find the same).
+    let raw = frame.raw();
+    if raw.starts_with(b"Event:") {
+        return Kind::Event;
+    }
+    if raw.starts_with(b"Response:") {
+        return Kind::Response;
+    }
     match frame.headers().next() {
         Some((name, _)) if name.eq_ignore_ascii_case(b"Event") => Kind::Event,
         Some((name, _)) if name.eq_ignore_ascii_case(b"Response") => Kind::Response,

@@ -319,7 +319,7 @@ impl<'a> FrameRef<'a> {
         // Asterisk puts `Event` first: read that line alone when so, which is what the search
         // below would find first (a first line named `Event` is the first `Event` header).
         if let Some(rest) = self.raw.strip_prefix(b"Event:") {
-            if let Some(newline) = memchr(b'\n', rest) {
+            if let Some(newline) = first_newline(rest) {
                 let mut line = &rest[..newline];
                 if let Some(l) = line.strip_suffix(b"\r") {
                     line = l;
@@ -1127,6 +1127,26 @@ fn for_each_lazy_line<'a>(raw: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) 
     let mut last = [0u8; 8];
     last[..rest.len()].copy_from_slice(rest);
     scan.word(raw, base, u64::from_le_bytes(last), &mut f);
+}
+
+/// Position of the first `\n` in `bytes`, eight bytes at a time: for a short line this is
+/// cheaper than a SIMD `memchr`, whose setup costs more than the line.
+#[inline]
+fn first_newline(bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let newlines = byte_mask(
+            u64::from_le_bytes(chunk.try_into().unwrap_or_default()),
+            b'\n',
+        );
+        if newlines != 0 {
+            // The lowest match of `byte_mask` is exact.
+            return Some(base + (newlines.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    memchr(b'\n', chunks.remainder()).map(|i| base + i)
 }
 
 /// The line starting at `start` in `buf`: the position of its first colon (if any) and of

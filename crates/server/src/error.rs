@@ -22,6 +22,9 @@ pub enum ApiError {
     TooManyRequests { message: String, retry_after_s: u64 },
     #[error("the database is temporarily unavailable; retry in a few seconds")]
     Unavailable,
+    /// The phone system cannot take commands right now.
+    #[error("{0}")]
+    PbxUnavailable(String),
     #[error("internal error; see the server log for request details")]
     Internal,
 }
@@ -37,6 +40,7 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::PbxUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "pbx_unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -24,7 +24,7 @@ use super::protocol::{
     display_number, AgentView, CallView, ClientMessage, CustomerCard, ErrorView, InteractionView,
     ServerMessage, TaskView, TransferTarget, UserView, SNAPSHOT_CHUNK, VERSION,
 };
-use super::{CommandError, CtiConfig, PbxCommand, PbxControl};
+use super::{CommandError, CommandFuture, CtiConfig, PbxCommand, PbxControl};
 
 /// Inputs from one PBX pipeline, in the order the PBX produced them.
 // PBX events are moved once per batch, not stored; boxing them would cost an allocation each.
@@ -193,6 +193,14 @@ const RELOAD_AGENTS: Duration = Duration::from_secs(60);
 /// How long an agent's phone rings for a click-to-call before the PBX gives up.
 const ORIGINATE_TIMEOUT_MS: u64 = 30_000;
 
+/// A call id for a call placed on behalf of an integration, chosen before the call exists
+/// (Originate `ChannelId`): `kc2c-<unix ms, hex>-<random>`, well under Asterisk's 149-byte
+/// limit for an assigned Uniqueid.
+pub fn new_call_id() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    format!("kc2c-{:x}-{:08x}", wall_micros() / 1000, OsRng.next_u32())
+}
+
 impl Hub {
     /// Starts the hub task. Agents are loaded from storage right away and every minute.
     pub fn start(storage: storage::Storage, config: CtiConfig) -> Hub {
@@ -277,17 +285,21 @@ impl Hub {
         self.publish(pbx, wall_micros(), vec![item]).await;
     }
 
-    /// Click-to-call for a CRM: rings `extension`'s phone, then dials `number`, on the first
-    /// attached PBX, with the call's id fixed to `channel_id` in advance. Resolves when the
-    /// PBX has placed or refused the call (the agent answered, or did not).
-    pub async fn originate_for_crm(
+    /// Click-to-call on behalf of an integration (a CRM's event, the REST dial): checks the
+    /// request and picks the PBX now, and returns the command that rings `extension`'s phone
+    /// and then dials `number`, with the call's id fixed to `channel_id` in advance. The
+    /// returned future resolves when the PBX has placed or refused the call (the agent
+    /// answered, or did not).
+    pub async fn prepare_originate(
         &self,
         extension: &str,
         number: &str,
         channel_id: &str,
-    ) -> Result<(), CommandError> {
+    ) -> Result<CommandFuture, CommandError> {
         let number = dialable(number).ok_or_else(|| {
-            CommandError::Rejected(format!("`{number}` is not a number that can be dialled"))
+            CommandError::Rejected(format!(
+                "`{number}` is not a number that can be dialled (digits, +, * and #)"
+            ))
         })?;
         if extension.is_empty() || !extension.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(CommandError::Rejected(format!(
@@ -307,7 +319,20 @@ impl Hub {
             timeout_ms: ORIGINATE_TIMEOUT_MS,
             channel_id: Some(channel_id.to_owned()),
         };
-        control.execute(command).await
+        Ok(control.execute(command))
+    }
+
+    /// [`Hub::prepare_originate`] and then the call placed: resolves when the agent answered
+    /// (or did not).
+    pub async fn originate_for_crm(
+        &self,
+        extension: &str,
+        number: &str,
+        channel_id: &str,
+    ) -> Result<(), CommandError> {
+        self.prepare_originate(extension, number, channel_id)
+            .await?
+            .await
     }
 
     /// Counters.
@@ -1954,5 +1979,14 @@ mod tests {
         assert_eq!(dialable("101&Local/evil"), None);
         assert_eq!(dialable("1+1"), None);
         assert_eq!(dialable(""), None);
+    }
+
+    #[test]
+    fn placed_call_ids_are_unique_and_short_enough_for_asterisk() {
+        let a = new_call_id();
+        let b = new_call_id();
+        assert_ne!(a, b);
+        assert!(a.starts_with("kc2c-") && a.len() < 149, "{a}");
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'));
     }
 }

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub(crate) use hub::Viewer;
-pub use hub::{wall_micros, Hub, HubItem, HubStats};
+pub use hub::{new_call_id, wall_micros, Hub, HubItem, HubStats};
 pub(crate) use panel::router as panel_router;
 pub(crate) use rest::{call_involves, router as rest_router};
 pub(crate) use ws::router as ws_router;

@@ -1,5 +1,6 @@
 //! REST calls of the panel under `/api/v1/cti/…`: agents for the transfer list, customer
-//! search, recent and missed calls, status history, and recording playback.
+//! search, recent and missed calls, status history, and recording playback; and click-to-call
+//! for integrations (`POST /api/v1/cti/dial`: a CRM button with an API token).
 //!
 //! Every route is behind `require_auth`. An agent gets only their own calls, tasks and status
 //! history; supervisors and admins get everyone's. The directory and the agents' availability
@@ -9,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,85 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/cti/missed", get(missed))
         .route("/cti/status/history", get(status_history))
         .route("/cti/recordings/{call_id}", get(recording))
+        .route("/cti/dial", post(dial))
+}
+
+/// How long the dial endpoint waits for an immediate refusal before answering 202.
+const DIAL_REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DialRequest {
+    /// What to dial once the agent answers.
+    number: String,
+    /// The phone to ring first; an agent's own first extension when left out. Agents may
+    /// name only their own; supervisors and admins any.
+    extension: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct DialAccepted {
+    /// The id the call will have in `/api/v1/calls`, the panel, events and CRM records.
+    call_id: String,
+    extension: String,
+    number: String,
+}
+
+/// Click-to-call for integrations: rings the extension's phone, then dials the number. The
+/// answer (202) comes at once with the call's id, chosen before the call exists; the call
+/// itself then shows up like any other (panel, `/api/v1/calls/{id}`, events, CRMs).
+async fn dial(
+    State(state): State<AppState>,
+    Extension(user): Extension<AuthUser>,
+    Json(request): Json<DialRequest>,
+) -> Result<(StatusCode, Json<DialAccepted>), ApiError> {
+    let own = &user.user.extensions;
+    let extension = match request.extension {
+        Some(ext) if own.contains(&ext) || user.sees_everything() => ext,
+        Some(ext) => {
+            return Err(ApiError::Forbidden(format!(
+                "you may dial only from your own extension, not `{ext}`"
+            )))
+        }
+        None => own.first().cloned().ok_or_else(|| {
+            ApiError::BadRequest(
+                "you have no extension: name the phone to ring in `extension`".to_owned(),
+            )
+        })?,
+    };
+    let call_id = super::new_call_id();
+    let refused = |err: super::CommandError| match err {
+        super::CommandError::Rejected(reason) => ApiError::BadRequest(reason),
+        other => ApiError::PbxUnavailable(other.to_string()),
+    };
+    let mut place = state
+        .cti
+        .prepare_originate(&extension, &request.number, &call_id)
+        .await
+        .map_err(refused)?;
+    tracing::info!(%call_id, %extension, user = %user.user.login, "Click-to-call requested over the API.");
+    // A PBX that is not connected or refuses the channel says so at once: answer with that.
+    // Otherwise the agent's phone is ringing, which can last the whole ring timeout.
+    match tokio::time::timeout(DIAL_REFUSAL_WAIT, &mut place).await {
+        Ok(Err(err)) => return Err(refused(err)),
+        Ok(Ok(())) => {}
+        Err(_) => {
+            let id = call_id.clone();
+            tokio::spawn(async move {
+                if let Err(err) = place.await {
+                    tracing::warn!(call_id = %id, error = %err, "The PBX did not place the requested call.");
+                }
+            });
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DialAccepted {
+            call_id,
+            extension,
+            number: request.number,
+        }),
+    ))
 }
 
 async fn agents(State(state): State<AppState>) -> Json<Vec<AgentView>> {

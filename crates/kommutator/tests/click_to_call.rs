@@ -1,10 +1,15 @@
-//! Issue 5, "the ONEXTERNALCALLSTART event from Bitrix24 starts a click-to-call", through the
-//! real binary: a user clicks a number in the (fake) portal, Bitrix24 registers the call
-//! itself and posts the event; Kommutator rings the agent's phone first and then dials the
-//! number (the simulator records the Originate), and the call's end finishes *that* CALL_ID,
-//! never registering a second call, also when the server is killed mid-call and restarted.
-//! A repeated event places no second call, before or after the restart; a click the PBX
-//! cannot place is closed in the CRM as failed.
+//! Click-to-call started outside the panel, through the real binary and the simulated PBX.
+//!
+//! Issue 5, "the ONEXTERNALCALLSTART event from Bitrix24 starts a click-to-call": a user clicks
+//! a number in the (fake) portal, Bitrix24 registers the call itself and posts the event;
+//! Kommutator rings the agent's phone first and then dials the number (the simulator records
+//! the Originate), and the call's end finishes *that* CALL_ID, never registering a second call,
+//! also when the server is killed mid-call and restarted. A repeated event places no second
+//! call, before or after the restart; a click the PBX cannot place is closed in the CRM as
+//! failed.
+//!
+//! And the same for any integration over REST (`POST /api/v1/cti/dial` with an API token): the
+//! answer carries the id the call then has everywhere.
 
 mod common;
 
@@ -13,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::outage::{free_port, start_server, tail};
 use pbx_simulator::{AmiUser, OriginateRecord, Simulator, SimulatorConfig};
+use serde_json::Value;
 use test_support::bitrix24::{FakeBitrix24, FakeBitrix24Config, FakeCall};
 
 const LOG_LEVEL: &str = "warn,kommutator=info,crm_bitrix24=info";
@@ -103,48 +109,61 @@ async fn wait_connected(sim: &Simulator, log: &Path, resyncs_before: usize) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_click_in_bitrix24_rings_the_agent_and_finishes_the_crm_call_once() {
-    let fake = FakeBitrix24::start(FakeBitrix24Config::default())
-        .await
-        .expect("fake portal");
-    // Real time, so that a call lasts long enough (6.5 s) to kill the server in the middle.
-    let sim = Simulator::start(
+/// A simulated Asterisk that accepts `cti` / `cti-secret`, `time_factor` simulated seconds per
+/// second.
+async fn simulator(time_factor: f64) -> Simulator {
+    Simulator::start(
         SimulatorConfig {
             users: vec![AmiUser {
                 username: "cti".to_owned(),
                 secret: "cti-secret".to_owned(),
                 drop_varset: true,
             }],
-            time_factor: 1.0,
+            time_factor,
             variant: pbx_simulator::Variant::Filtered,
             ..SimulatorConfig::default()
         },
         "127.0.0.1:0",
     )
     .await
-    .expect("simulator");
-    let http_port = free_port();
-    let addr = format!("127.0.0.1:{http_port}");
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("k.db");
-    let config = dir.path().join("kommutator.toml");
+    .expect("simulator")
+}
+
+/// The configuration both tests share: the PBX, the panel's dialling, a quick outbox, and
+/// `extra` (a CRM table).
+fn write_config(path: &Path, addr: &str, db: &Path, sim: &Simulator, extra: &str) {
     std::fs::write(
-        &config,
+        path,
         format!(
             "[server]\nlisten = \"{addr}\"\n[storage]\nurl = \"sqlite://{}\"\n\
              [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"cti\"\n\
              secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\n\
              [cti]\nphone_channel = \"Local/{{extension}}@agents/nm\"\ndial_context = \"outbound\"\n\
-             [outbox]\nlease_secs = 5\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 2\n\
-             [[crm.bitrix24]]\nname = \"b24\"\nmode = \"webhook\"\nwebhook_url = \"{}\"\ndefault_user_id = 1\n\
-             users = {{ \"101\" = {USER} }}\napplication_token = \"{TOKEN}\"\ntimeout_secs = 2\n",
+             [outbox]\nlease_secs = 5\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 2\n{extra}",
             db.display(),
             sim.local_addr().port(),
-            fake.webhook_url(),
         ),
     )
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_in_bitrix24_rings_the_agent_and_finishes_the_crm_call_once() {
+    let fake = FakeBitrix24::start(FakeBitrix24Config::default())
+        .await
+        .expect("fake portal");
+    // Real time, so that a call lasts long enough (6.5 s) to kill the server in the middle.
+    let sim = simulator(1.0).await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let config = dir.path().join("kommutator.toml");
+    let crm = format!(
+        "[[crm.bitrix24]]\nname = \"b24\"\nmode = \"webhook\"\nwebhook_url = \"{}\"\ndefault_user_id = 1\n\
+         users = {{ \"101\" = {USER} }}\napplication_token = \"{TOKEN}\"\ntimeout_secs = 2\n",
+        fake.webhook_url()
+    );
+    write_config(&config, &addr, &db, &sim, &crm);
     let log = dir.path().join("server.log");
     let mut server = start_server(&config, &log, LOG_LEVEL);
     wait_connected(&sim, &log, 0).await;
@@ -296,4 +315,119 @@ async fn a_click_in_bitrix24_rings_the_agent_and_finishes_the_crm_call_once() {
         all.iter().all(|c| c.registers == 0 && c.finishes == 1),
         "{all:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_dials_over_rest_and_gets_the_calls_id() {
+    let sim = simulator(20.0).await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let storage = storage::Storage::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    storage.migrate().await.unwrap();
+    let mut tokens = Vec::new();
+    for (login, role, extensions) in [
+        ("anna", storage::Role::Agent, vec!["101".to_owned()]),
+        ("crm", storage::Role::Supervisor, vec![]),
+    ] {
+        let id = storage
+            .create_user(
+                &storage::NewUser {
+                    login: login.into(),
+                    display_name: login.into(),
+                    role,
+                    password_hash: None,
+                    extensions,
+                    queues: vec![],
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        let (token, _) = server::auth::issue_api_token(&storage, id, "test")
+            .await
+            .unwrap();
+        tokens.push(format!("Bearer {token}"));
+    }
+    let config = dir.path().join("kommutator.toml");
+    write_config(&config, &addr, &db, &sim, "");
+    let log = dir.path().join("server.log");
+    let server = start_server(&config, &log, LOG_LEVEL);
+    wait_connected(&sim, &log, 0).await;
+    let dial = |token: &str, body: &str| {
+        let res = common::request(
+            &addr,
+            "POST",
+            "/api/v1/cti/dial",
+            &[
+                ("Authorization", token),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        );
+        let json: Value = serde_json::from_str(&res.body).unwrap_or(Value::Null);
+        (res.status, json)
+    };
+
+    // Refused before anything is dialled: no token, a number that is not one, another
+    // agent's phone.
+    let (status, _) = dial("Bearer nope", r#"{"number":"+79161234567"}"#);
+    assert_eq!(status, 401);
+    let (status, body) = dial(&tokens[0], r#"{"number":"101&Local/evil"}"#);
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = dial(&tokens[0], r#"{"number":"+79161234567","extension":"102"}"#);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = dial(&tokens[1], r#"{"number":"+79161234567"}"#);
+    assert_eq!(
+        status, 400,
+        "a supervisor without a phone must name one: {body}"
+    );
+    assert!(originates(&sim).is_empty());
+
+    // An agent dials from their own phone; the answer names the call before it exists.
+    let (status, body) = dial(&tokens[0], r#"{"number":"+7 916 123-45-67"}"#);
+    assert_eq!(status, 202, "{body}");
+    let call_id = body["call_id"].as_str().expect("call_id").to_owned();
+    assert_eq!(body["extension"], "101");
+    let placed = wait_for("the originate", &log, Duration::from_secs(10), || {
+        originates(&sim).first().cloned()
+    })
+    .await;
+    assert_eq!(placed.channel, "Local/101@agents/nm");
+    assert_eq!(placed.exten.as_deref(), Some("+79161234567"));
+    assert_eq!(placed.channel_id.as_deref(), Some(call_id.as_str()));
+    // The integration (a supervisor token) rings a named phone.
+    let (status, body) = dial(&tokens[1], r#"{"number":"+79167654321","extension":"101"}"#);
+    assert_eq!(status, 202, "{body}");
+    let second = body["call_id"].as_str().expect("call_id").to_owned();
+    assert_ne!(second, call_id);
+
+    // Both calls are recorded under those ids, as outbound calls answered by 101.
+    for id in [&call_id, &second] {
+        let (status, body) = wait_for("the call's end", &log, Duration::from_secs(20), || {
+            let res = common::request(
+                &addr,
+                "GET",
+                &format!("/api/v1/calls/{id}"),
+                &[("Authorization", &tokens[1])],
+                "",
+            );
+            let json: Value = serde_json::from_str(&res.body).unwrap_or(Value::Null);
+            (res.status == 200 && !json["ended_at"].is_null()).then_some((res.status, json))
+        })
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["direction"], "outbound", "{body}");
+        assert_eq!(body["answered_by"], "101", "{body}");
+    }
+
+    // With the PBX gone the request fails at once, and says why.
+    sim.shutdown().await.expect("simulator stops");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = dial(&tokens[0], r#"{"number":"+79161234567"}"#);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "pbx_unavailable", "{body}");
+    drop(server);
 }
