@@ -778,16 +778,17 @@ fn user_headers(frame: &FrameRef<'_>) -> Vec<(String, String)> {
         b"Linkedid",
         b"Tenantid",
     ];
-    frame
-        .headers()
-        .filter(|(name, _)| !name.is_empty() && !STANDARD.contains(name))
-        .map(|(n, v)| {
-            (
-                String::from_utf8_lossy(n).into_owned(),
-                String::from_utf8_lossy(v).into_owned(),
-            )
-        })
-        .collect()
+    // Every line is wanted here: one pass over the frame.
+    let mut headers = Vec::new();
+    frame.for_each_header(|name, value| {
+        if !name.is_empty() && !STANDARD.contains(&name) {
+            headers.push((
+                String::from_utf8_lossy(name).into_owned(),
+                String::from_utf8_lossy(value).into_owned(),
+            ));
+        }
+    });
+    headers
 }
 
 #[cfg(test)]
