@@ -337,12 +337,20 @@ fn slot(name: &[u8]) -> Option<F> {
 /// relevant frames have 17 to 37 lines of which an event reads 5 to 12, so searching for
 /// those costs a fraction of reading every line. Frames with an index (split across socket
 /// reads, over a limit) are read through the index.
+struct Fields<'a> {
+    raw: &'a [u8],
+    /// The whole frame as text when it is valid UTF-8 (nearly always): one check for the
+    /// frame instead of one per value, whose values are then cut from it.
+    text: Option<&'a str>,
+    source: Source<'a>,
+}
+
 // It lives on the stack for the one frame being translated: boxing the large variant would
 // cost an allocation per indexed frame to save a copy nobody makes.
 #[allow(clippy::large_enum_variant)]
-enum Fields<'a> {
+enum Source<'a> {
     Indexed([Option<&'a [u8]>; N_FIELDS]),
-    Lazy(&'a [u8]),
+    Lazy,
 }
 
 /// One searcher per slot for `"\nName:"`.
@@ -362,9 +370,17 @@ static LINE_FINDERS: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| {
 impl<'a> Fields<'a> {
     fn read(frame: &FrameRef<'a>) -> Self {
         if frame.is_lazy() {
-            return Fields::Lazy(frame.raw());
+            return Fields::new(frame, Source::Lazy);
         }
         Self::read_lines(frame)
+    }
+
+    fn new(frame: &FrameRef<'a>, source: Source<'a>) -> Self {
+        Fields {
+            raw: frame.raw(),
+            text: std::str::from_utf8(frame.raw()).ok(),
+            source,
+        }
     }
 
     /// Every line read, the first value of each wanted name kept.
@@ -378,7 +394,7 @@ impl<'a> Fields<'a> {
                 }
             }
         });
-        Fields::Indexed(fields)
+        Fields::new(frame, Source::Indexed(fields))
     }
 
     fn raw(&self, f: F) -> Option<&'a [u8]> {
@@ -387,20 +403,48 @@ impl<'a> Fields<'a> {
 
     /// The value of slot `i` (`NAMES[i]`).
     fn raw_at(&self, i: usize) -> Option<&'a [u8]> {
-        match self {
-            Fields::Indexed(fields) => fields[i],
-            Fields::Lazy(raw) => first_value(raw, NAMES[i].0, &LINE_FINDERS[i]),
+        match &self.source {
+            Source::Indexed(fields) => fields[i],
+            Source::Lazy => first_value(self.raw, NAMES[i].0, &LINE_FINDERS[i]),
+        }
+    }
+
+    /// `value` (a slice of this frame) as text, exactly when `std::str::from_utf8` would give
+    /// it: cut from the frame's text when the frame is valid UTF-8 (the cut is at ASCII
+    /// delimiters, so `get` finds char boundaries; if it did not, the bytes would not be
+    /// valid alone either), checked alone otherwise.
+    fn str_of(&self, value: &'a [u8]) -> Option<&'a str> {
+        let start = (value.as_ptr() as usize).wrapping_sub(self.raw.as_ptr() as usize);
+        self.text
+            .and_then(|text| text.get(start..start.checked_add(value.len())?))
+            .or_else(|| std::str::from_utf8(value).ok())
+    }
+
+    /// A value as an owned text: valid UTF-8 (nearly everything) is copied as is; anything
+    /// else (a cp1251 `CallerIDName`) is decoded lossily for display.
+    fn owned(&self, value: &'a [u8]) -> String {
+        match self.str_of(value) {
+            Some(text) => text.to_owned(),
+            None => String::from_utf8_lossy(value).into_owned(),
+        }
+    }
+
+    /// A value as borrowed text when valid UTF-8, else decoded lossily (as [`Fields::owned`]).
+    fn id_text(&self, value: &'a [u8]) -> Cow<'a, str> {
+        match self.str_of(value) {
+            Some(text) => Cow::Borrowed(text),
+            None => Cow::Owned(String::from_utf8_lossy(value).into_owned()),
         }
     }
 
     fn text(&self, f: F) -> Option<String> {
-        self.raw(f).map(owned_text)
+        self.raw(f).map(|v| self.owned(v))
     }
 
     /// An id (`Uniqueid`, `BridgeUniqueid`, `Queue`, ...) made straight from the bytes: short
     /// ids are kept inside the id, so this allocates nothing for them.
     fn id<T: for<'s> From<&'s str>>(&self, f: F) -> Option<T> {
-        self.raw(f).map(|v| T::from(&*id_text(v)))
+        self.raw(f).map(|v| T::from(&*self.id_text(v)))
     }
 
     fn text_or_empty(&self, f: F) -> String {
@@ -411,11 +455,11 @@ impl<'a> Fields<'a> {
     fn party(&self, f: F) -> Option<String> {
         self.raw(f)
             .filter(|v| !v.is_empty() && *v != b"<unknown>")
-            .map(owned_text)
+            .map(|v| self.owned(v))
     }
 
     fn number<T: std::str::FromStr>(&self, f: F) -> Option<T> {
-        std::str::from_utf8(self.raw(f)?).ok()?.trim().parse().ok()
+        self.str_of(self.raw(f)?)?.trim().parse().ok()
     }
 
     /// The channel named by the `Channel`/`Uniqueid`/`Linkedid` triple starting at `base`.
@@ -425,9 +469,9 @@ impl<'a> Fields<'a> {
             .raw_at(b + 1)
             .filter(|v| !v.is_empty() && *v != b"<unknown>")?;
         Some(ChanRef {
-            uniqueid: Uniqueid::from(&*id_text(uniqueid)),
-            linkedid: LinkedId::from(&*id_text(self.raw_at(b + 2).unwrap_or_default())),
-            name: owned_text(self.raw_at(b).unwrap_or_default()),
+            uniqueid: Uniqueid::from(&*self.id_text(uniqueid)),
+            linkedid: LinkedId::from(&*self.id_text(self.raw_at(b + 2).unwrap_or_default())),
+            name: self.owned(self.raw_at(b).unwrap_or_default()),
         })
     }
 
@@ -477,24 +521,6 @@ fn first_value<'a>(raw: &'a [u8], name: &[u8], finder: &Finder<'_>) -> Option<&'
     Some(&raw[value_start..end])
 }
 
-/// A header value as text: valid UTF-8 (nearly everything) is copied as is; anything else
-/// (a cp1251 `CallerIDName`) is decoded lossily for display.
-fn owned_text(value: &[u8]) -> String {
-    match std::str::from_utf8(value) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(value).into_owned(),
-    }
-}
-
-/// A header value as borrowed text when it is valid UTF-8 (nearly always), for ids that are
-/// copied into their own storage; otherwise decoded lossily as [`owned_text`] does.
-fn id_text(value: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(value) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => Cow::Owned(String::from_utf8_lossy(value).into_owned()),
-    }
-}
-
 /// Translates one frame; `None` for frames the tracker does not need (responses included).
 pub fn translate(frame: &FrameRef<'_>) -> Option<PbxEvent> {
     translate_timed(frame).map(|(event, _)| event)
@@ -530,7 +556,7 @@ pub fn translate_timed(frame: &FrameRef<'_>) -> Option<(PbxEvent, Option<Timesta
     let f = Fields::read(frame);
     let at = f
         .raw(F::Timestamp)
-        .and_then(|t| std::str::from_utf8(t).ok())
+        .and_then(|t| f.str_of(t))
         .and_then(Timestamp::parse_epoch);
     Some((event(kind, &f, frame)?, at))
 }
@@ -870,7 +896,7 @@ mod tests {
             while let Some(item) = decoder.next_item() {
                 if let Item::Frame(frame) = item {
                     let (searched, read) = (Fields::read(&frame), Fields::read_lines(&frame));
-                    assert!(matches!(searched, Fields::Lazy(_)), "{name}");
+                    assert!(matches!(searched.source, Source::Lazy), "{name}");
                     for i in 0..N_FIELDS {
                         assert_eq!(searched.raw_at(i), read.raw_at(i), "{name}: {:?}", frame);
                     }
@@ -932,6 +958,56 @@ mod tests {
             "Event: Hangup\nChannel: PJSIP/1-1\n",
         ] {
             assert_eq!(translate_frame(&frame(text)), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn values_of_frames_with_and_without_valid_utf8() {
+        // A UTF-8 frame: values are cut from the frame's text; a cp1251 `CallerIDName` makes
+        // the frame invalid, and then each value is checked alone (the name lossily).
+        for (name, expected) in [
+            ("Иван".as_bytes().to_vec(), "Иван".to_owned()),
+            (vec![0xc8, 0xe2, 0xe0, 0xed], "\u{fffd}".repeat(4)),
+        ] {
+            let mut bytes = b"Event: Newchannel\r\nChannel: PJSIP/trunk-01\r\nChannelState: 4\r\n\
+                CallerIDNum: +15551230001\r\nCallerIDName: "
+                .to_vec();
+            bytes.extend_from_slice(&name);
+            bytes.extend_from_slice(
+                b"\r\nContext: from-trunk\r\nExten: 5550100\r\nUniqueid: 1.1\r\n\
+                  Linkedid: 1.1\r\nTimestamp: 1795334968.271370\r\n\r\n",
+            );
+            let f = Frame::parse(&bytes).expect("frame parses");
+            let Some((
+                PbxEvent::ChannelCreated {
+                    chan,
+                    state,
+                    caller_num,
+                    caller_name,
+                    context,
+                    exten,
+                },
+                at,
+            )) = translate_timed(&f.as_ref())
+            else {
+                panic!("not a Newchannel");
+            };
+            assert_eq!(caller_name.as_deref(), Some(expected.as_str()));
+            assert_eq!(
+                (
+                    chan.name.as_str(),
+                    chan.uniqueid.as_str(),
+                    chan.linkedid.as_str()
+                ),
+                ("PJSIP/trunk-01", "1.1", "1.1")
+            );
+            assert_eq!(state, ChannelState::Ring);
+            assert_eq!(caller_num.as_deref(), Some("+15551230001"));
+            assert_eq!(
+                (context.as_str(), exten.as_str()),
+                ("from-trunk", "5550100")
+            );
+            assert_eq!(at.map(|t| t.as_micros()), Some(1_795_334_968_271_370));
         }
     }
 
