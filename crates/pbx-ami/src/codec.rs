@@ -3,9 +3,10 @@
 //!
 //! What it is: pure code over bytes, no I/O. Bytes are appended as they arrive from the
 //! socket (split anywhere, even between `\r` and `\n`), and complete items are handed
-//! out as views into the decoder's own buffer ([`Item`], [`FrameRef`]). Each frame's
-//! headers are indexed once, while its lines are scanned; accessors then only compare
-//! names. [`FrameRef::to_owned`] makes a [`Frame`] that owns its bytes in a single
+//! out as views into the decoder's own buffer ([`Item`], [`FrameRef`]). A normal frame that
+//! arrives whole is found by two vectorised searches for its end and its lines are read only
+//! when asked (a lazy frame); any other frame's headers are indexed while its lines are
+//! scanned. [`FrameRef::to_owned`] makes a [`Frame`] that owns its bytes in a single
 //! allocation.
 //!
 //! What it is not: it knows nothing about actions, events or calls beyond the framing

@@ -3,7 +3,8 @@
 //! What it is: a pure function per frame. Only the events the call tracker needs are
 //! translated; everything else (`Newexten` of ordinary applications, `VarSet` of other
 //! variables, `Cdr`, `CEL`, `DeviceStateChange`, ...) returns `None` after looking at the event
-//! name, before anything is allocated. A relevant frame's headers are read in a single pass.
+//! name, before anything is allocated. Of a relevant frame only the headers the event needs
+//! are looked for (one vectorised search each, see `Fields`), and its UTF-8 is checked once.
 //!
 //! What it is not: no call logic (that is `cti_core::CallTracker`), no I/O. Field names follow
 //! Asterisk 12+ (`DialBegin`, `BridgeEnter`, `Uniqueid`); Asterisk 11 names are not supported.
