@@ -123,6 +123,10 @@ pub enum UpdateReason {
     Unheld,
     /// The call was transferred.
     Transferred,
+    /// The last transfer, first inferred from the bridges (reported as `redirect`), is now
+    /// explained by the PBX's own transfer event: its kind (attended, blind) and target are
+    /// corrected. Not a second transfer.
+    TransferExplained,
     /// A recording started.
     Recording,
 }
@@ -1495,6 +1499,11 @@ impl CallTracker {
                     if kind == TransferKind::Blind {
                         t.to = to;
                     }
+                    let record = self.build_record(key, now, false);
+                    fx.push(Effect::CallUpdated {
+                        record: Box::new(record),
+                        reason: UpdateReason::TransferExplained,
+                    });
                     return;
                 }
             }

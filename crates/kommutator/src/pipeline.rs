@@ -552,7 +552,7 @@ fn describe(
         Effect::CallUpdated { record, reason } => {
             let at = match reason {
                 UpdateReason::Answered => record.answered_at.unwrap_or(record.started_at),
-                UpdateReason::Transferred => {
+                UpdateReason::Transferred | UpdateReason::TransferExplained => {
                     record.transfers.last().map_or(record.started_at, |t| t.at)
                 }
                 _ => record.started_at,
@@ -564,7 +564,7 @@ fn describe(
                 UpdateReason::Queued => {
                     json!({ "queue": record.queue.as_ref().map(ToString::to_string) })
                 }
-                UpdateReason::Transferred => json!({
+                UpdateReason::Transferred | UpdateReason::TransferExplained => json!({
                     "to": record.transfers.last().map(|t| t.to.clone()),
                     "kind": record.transfers.last().map(|t| t.kind.as_str()),
                 }),
@@ -681,6 +681,7 @@ fn update_kind(reason: UpdateReason) -> &'static str {
         UpdateReason::Held => "held",
         UpdateReason::Unheld => "unheld",
         UpdateReason::Transferred => "transferred",
+        UpdateReason::TransferExplained => "transfer_explained",
         UpdateReason::Recording => "recording",
     }
 }

@@ -150,8 +150,13 @@ async fn an_attended_transfer_from_the_panel_plays_on_the_pbx_and_reaches_both_p
     assert_eq!(transferred["call"]["id"], call_id.as_str(), "{transferred}");
     assert_eq!(transferred["to"], "102", "{transferred}");
     assert_eq!(transferred["from"], "101", "{transferred}");
-    // The tracker infers the move from the bridges first (the live frame says `redirect`) and
-    // learns it was attended from the later `AttendedTransfer` event; the stored record has it.
+    // The tracker infers the move from the bridges first (the first frame says `redirect`) and
+    // learns it was attended from the later `AttendedTransfer` event: the panels are told with
+    // a second frame for the same transfer, and the stored record has it.
+    assert_eq!(transferred["kind"], "redirect", "{transferred}");
+    let explained = next_of(boris, "transferred", Duration::from_secs(20)).await;
+    assert_eq!(explained["kind"], "attended", "{explained}");
+    assert_eq!(explained["to"], "102", "{explained}");
     let ended = next_of(boris, "ended", Duration::from_secs(20)).await;
     assert_eq!(ended["call"]["agent"], serde_json::Value::Null, "{ended}");
     let body = {

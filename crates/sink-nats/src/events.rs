@@ -137,9 +137,14 @@ impl EventMapper {
                     }
                     UpdateReason::Held => out.push(call_event("call.held", at, source, record)),
                     UpdateReason::Unheld => out.push(call_event("call.unheld", at, source, record)),
-                    UpdateReason::Transferred => {
+                    UpdateReason::Transferred | UpdateReason::TransferExplained => {
+                        let name = if *reason == UpdateReason::TransferExplained {
+                            "call.transfer_explained"
+                        } else {
+                            "call.transferred"
+                        };
                         let when = record.transfers.last().map_or(at, |t| t.at);
-                        let mut event = call_event("call.transferred", when, source, record);
+                        let mut event = call_event(name, when, source, record);
                         if let Some(t) = record.transfers.last() {
                             event.data.insert("from".into(), json!(t.from.as_ref().map(ToString::to_string)));
                             event.data.insert("to".into(), json!(t.to));

@@ -843,7 +843,9 @@ impl State {
                 call.record = *record;
                 match reason {
                     UpdateReason::Held => call.on_hold = true,
-                    UpdateReason::Unheld | UpdateReason::Transferred => call.on_hold = false,
+                    UpdateReason::Unheld
+                    | UpdateReason::Transferred
+                    | UpdateReason::TransferExplained => call.on_hold = false,
                     _ => {}
                 }
                 let view = call_view(call);
@@ -860,7 +862,9 @@ impl State {
                     }
                     UpdateReason::Held => ServerMessage::Held { seq, call: view },
                     UpdateReason::Unheld => ServerMessage::Unheld { seq, call: view },
-                    UpdateReason::Transferred => {
+                    // An explained transfer is the same transfer with its kind corrected: the
+                    // panel redraws it.
+                    UpdateReason::Transferred | UpdateReason::TransferExplained => {
                         let last = self
                             .calls
                             .get(&id)
