@@ -16,8 +16,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::outage::{free_port, start_server, tail};
-use pbx_simulator::{AmiUser, OriginateRecord, Simulator, SimulatorConfig};
+use common::outage::{free_port, start_server, start_simulator_at, tail};
+use pbx_simulator::{OriginateRecord, Simulator};
 use serde_json::Value;
 use test_support::bitrix24::{FakeBitrix24, FakeBitrix24Config, FakeCall};
 
@@ -44,6 +44,17 @@ fn event(call_id: &str, phone: &str, token: &str) -> String {
         .append_pair("auth[domain]", "acme.bitrix24.ru")
         .append_pair("auth[application_token]", token)
         .finish()
+}
+
+/// A user clicks `phone` in the portal: the fake registers the call and its event is posted
+/// to Kommutator, which must accept it. Returns the CRM's `CALL_ID`.
+fn click(fake: &FakeBitrix24, addr: &str, phone: &str) -> String {
+    let call_id = fake.start_click_to_call(USER, phone);
+    assert_eq!(
+        post_event(addr, &event(&call_id, phone, TOKEN)),
+        (200, "ok\n".to_owned())
+    );
+    call_id
 }
 
 fn post_event(addr: &str, body: &str) -> (u16, String) {
@@ -109,26 +120,6 @@ async fn wait_connected(sim: &Simulator, log: &Path, resyncs_before: usize) {
     .await;
 }
 
-/// A simulated Asterisk that accepts `cti` / `cti-secret`, `time_factor` simulated seconds per
-/// second.
-async fn simulator(time_factor: f64) -> Simulator {
-    Simulator::start(
-        SimulatorConfig {
-            users: vec![AmiUser {
-                username: "cti".to_owned(),
-                secret: "cti-secret".to_owned(),
-                drop_varset: true,
-            }],
-            time_factor,
-            variant: pbx_simulator::Variant::Filtered,
-            ..SimulatorConfig::default()
-        },
-        "127.0.0.1:0",
-    )
-    .await
-    .expect("simulator")
-}
-
 /// The configuration both tests share: the PBX, the panel's dialling, a quick outbox, and
 /// `extra` (a CRM table).
 fn write_config(path: &Path, addr: &str, db: &Path, sim: &Simulator, extra: &str) {
@@ -153,7 +144,7 @@ async fn a_click_in_bitrix24_rings_the_agent_and_finishes_the_crm_call_once() {
         .await
         .expect("fake portal");
     // Real time, so that a call lasts long enough (6.5 s) to kill the server in the middle.
-    let sim = simulator(1.0).await;
+    let sim = start_simulator_at(1.0).await;
     let addr = format!("127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.db");
@@ -215,11 +206,7 @@ async fn a_click_in_bitrix24_rings_the_agent_and_finishes_the_crm_call_once() {
     assert!(finish.duration > 0, "{finish:?}");
 
     // 2. A second click; the server is killed while the call is up and restarted.
-    let second = fake.start_click_to_call(USER, "+79167654321");
-    assert_eq!(
-        post_event(&addr, &event(&second, "+79167654321", TOKEN)),
-        (200, "ok\n".to_owned())
-    );
+    let second = click(&fake, &addr, "+79167654321");
     let second_call_id = wait_for(
         "the second originate",
         &log,
@@ -272,11 +259,7 @@ async fn a_click_in_bitrix24_rings_the_agent_and_finishes_the_crm_call_once() {
 
     // 3. The PBX is gone: the click cannot be placed and is closed in the CRM as failed.
     sim.shutdown().await.expect("simulator stops");
-    let third = fake.start_click_to_call(USER, "+79165550000");
-    assert_eq!(
-        post_event(&addr, &event(&third, "+79165550000", TOKEN)),
-        (200, "ok\n".to_owned())
-    );
+    let third = click(&fake, &addr, "+79165550000");
     let crm = wait_for(
         "the unplaced call's finish",
         &log,
@@ -319,7 +302,7 @@ async fn a_click_in_bitrix24_rings_the_agent_and_finishes_the_crm_call_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_integration_dials_over_rest_and_gets_the_calls_id() {
-    let sim = simulator(20.0).await;
+    let sim = start_simulator_at(20.0).await;
     let addr = format!("127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.db");

@@ -68,6 +68,11 @@ pub fn free_port() -> u16 {
 
 /// A simulated Asterisk that accepts `cti` / `cti-secret`, 20 simulated seconds per second.
 pub async fn start_simulator() -> Simulator {
+    start_simulator_at(20.0).await
+}
+
+/// The same simulated Asterisk, `time_factor` simulated seconds per second.
+pub async fn start_simulator_at(time_factor: f64) -> Simulator {
     Simulator::start(
         SimulatorConfig {
             users: vec![AmiUser {
@@ -75,7 +80,7 @@ pub async fn start_simulator() -> Simulator {
                 secret: "cti-secret".to_owned(),
                 drop_varset: true,
             }],
-            time_factor: 20.0,
+            time_factor,
             variant: pbx_simulator::Variant::Filtered,
             ..SimulatorConfig::default()
         },
