@@ -27,6 +27,10 @@ use tokio::sync::{mpsc, watch};
 /// How long after a refused originate the tracker may still report the call's channels; only
 /// a call it never saw is written as failed.
 const REFUSED_GRACE: Duration = Duration::from_secs(5);
+/// Click-to-calls being placed at once. Each waits for its agent to answer, up to the ring
+/// timeout; beyond this, requests wait in the channel, and when that is full too the event
+/// endpoint answers 503 instead of piling up originates.
+const MAX_PLACING: usize = 32;
 
 /// Runs until `stop` or until every sender of `requests` is gone.
 pub fn start(
@@ -37,7 +41,15 @@ pub fn start(
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let placing = Arc::new(tokio::sync::Semaphore::new(MAX_PLACING));
         loop {
+            let permit = tokio::select! {
+                permit = placing.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                _ = stop.changed() => break,
+            };
             let request = tokio::select! {
                 request = requests.recv() => match request {
                     Some(request) => request,
@@ -47,7 +59,11 @@ pub fn start(
             };
             // Each originate waits for the agent to answer (up to the ring timeout): one task
             // per request, so one slow agent does not hold up the others.
-            tokio::spawn(place(request, hub.clone(), storage.clone(), plan.clone()));
+            let (hub, storage, plan) = (hub.clone(), storage.clone(), plan.clone());
+            tokio::spawn(async move {
+                place(request, hub, storage, plan).await;
+                drop(permit);
+            });
         }
     })
 }
