@@ -330,14 +330,19 @@ impl CrmSettings {
                     app.portal_url, app.client_id
                 ),
             };
+            // Where to point the portal's event handler, so nobody has to guess the path.
+            let events = match &b24.application_token {
+                Some(token) => format!(
+                    "{token} (click-to-call events at /hooks/bitrix24/{})",
+                    c.name
+                ),
+                None => "none (click-to-call events refused)".to_owned(),
+            };
             let _ = writeln!(
                 out,
-                "crm.bitrix24 {}: {mode} users={} application_token={}",
+                "crm.bitrix24 {}: {mode} users={} application_token={events}",
                 c.name,
                 c.users.len(),
-                b24.application_token
-                    .as_ref()
-                    .map_or("none".to_owned(), ToString::to_string)
             );
         }
         for amo in &self.amocrm {
@@ -820,10 +825,15 @@ mod tests {
              token_url = \"https://login.microsoftonline.com/t/oauth2/v2.0/token\"\nclient_id = \"app\"\n\
              client_secret_file = \"{}\"\n\
              [[crm.webhook]]\nname = \"hook\"\nurl = \"https://h.example.com/in?token=url-token\"\n\
-             secret = \"inline-webhook-secret\"\n",
+             secret = \"inline-webhook-secret\"\n\
+             [[crm.bitrix24]]\nname = \"b24\"\nmode = \"webhook\"\ndefault_user_id = 1\n",
             secret_file.display()
         );
         let environment = |name: &str| match name {
+            "KOMMUTATOR_CRM_B24_WEBHOOK_URL" => {
+                Some("https://acme.bitrix24.ru/rest/1/webhook-code/".to_owned())
+            }
+            "KOMMUTATOR_CRM_B24_APPLICATION_TOKEN" => Some("b24-app-token".to_owned()),
             "KOMMUTATOR_CRM_AMO_1_TOKEN" => Some("amo-env-token".to_owned()),
             "KOMMUTATOR_CRM_HOOK_SECRET" => Some("webhook-env-secret".to_owned()),
             _ => None,
@@ -846,9 +856,16 @@ mod tests {
             "dynamics-file-secret",
             "webhook-env-secret",
             "url-token",
+            "webhook-code",
+            "b24-app-token",
         ] {
             assert!(!described.contains(secret), "{secret} in {described}");
         }
+        // The administrator is told where the portal's event handler must point.
+        assert!(
+            described.contains("click-to-call events at /hooks/bitrix24/b24"),
+            "{described}"
+        );
         assert!(described.contains("crm.amocrm amo-1"), "{described}");
         assert!(described.contains("crm.dynamics d365"), "{described}");
         assert!(
