@@ -2,8 +2,11 @@
 //!
 //! Each pipeline gets [`PbxTaps`]: after the hub has its effects (a screen pop never waits
 //! for this), the tracker task hands the same batch to the dashboard and, when `[events.nats]`
-//! is on, maps it to domain events for the publisher. Agent status changes come from the
-//! dashboard's subscription to the hub and are published too.
+//! or `[[events.webhook]]` is on, maps it to domain events: NATS gets them at once (a feed);
+//! for the webhooks they become outbox jobs that the pipeline's writer stores in the same
+//! transaction as the call change they describe, so a kill loses none. Agent status changes
+//! come from the dashboard's subscription to the hub and go the same two ways (their jobs
+//! through a writer task of their own).
 
 use std::sync::Arc;
 
@@ -37,7 +40,10 @@ pub fn start_dashboard(
 pub struct Taps {
     dashboard: server::dashboard::Dashboard,
     nats: Option<sink_nats::Publisher>,
-    hooks: Option<mpsc::Sender<Vec<sink_nats::DomainEvent>>>,
+    /// The event webhooks and the kinds each wants.
+    filters: Arc<Vec<(String, outbox::events::KindFilter)>>,
+    /// Outbox jobs of events that belong to no call change (agent statuses).
+    hooks: Option<mpsc::Sender<Vec<storage::NewOutboxJob>>>,
 }
 
 /// Event batches waiting to be written to the outbox for the event webhooks; beyond this the
@@ -67,22 +73,25 @@ impl Taps {
             tasks.push(("events", task));
             publisher
         });
-        let hooks = (!settings.event_webhooks.is_empty()).then(|| {
-            let (tx, rx) = mpsc::channel(EVENT_JOB_QUEUE);
-            let filters = settings
+        let filters: Arc<Vec<_>> = Arc::new(
+            settings
                 .event_webhooks
                 .iter()
                 .map(|h| (h.connector.name.clone(), h.kinds.clone()))
-                .collect();
+                .collect(),
+        );
+        let hooks = (!filters.is_empty()).then(|| {
+            let (tx, rx) = mpsc::channel(EVENT_JOB_QUEUE);
             tasks.push((
                 "event-webhooks",
-                tokio::spawn(write_event_jobs(storage, filters, rx)),
+                tokio::spawn(write_event_jobs(storage, rx)),
             ));
             tx
         });
         let taps = Taps {
             dashboard: dashboard.clone(),
             nats,
+            filters,
             hooks,
         };
         if taps.nats.is_some() || taps.hooks.is_some() {
@@ -122,21 +131,19 @@ impl Taps {
         (taps, tasks)
     }
 
-    /// Hands domain events to NATS and to the event-webhook writer.
+    /// Hands agent-status events to NATS and their webhook jobs to their writer.
     async fn events(&self, events: Vec<sink_nats::DomainEvent>) {
         if events.is_empty() {
             return;
         }
-        match (&self.nats, &self.hooks) {
-            (Some(nats), Some(hooks)) => {
-                nats.publish(events.clone());
-                let _ = hooks.send(events).await;
+        let jobs = event_jobs(&self.filters, &events, chrono::Utc::now());
+        if let Some(nats) = &self.nats {
+            nats.publish(events);
+        }
+        if let Some(hooks) = &self.hooks {
+            if !jobs.is_empty() {
+                let _ = hooks.send(jobs).await;
             }
-            (Some(nats), None) => nats.publish(events),
-            (None, Some(hooks)) => {
-                let _ = hooks.send(events).await;
-            }
-            (None, None) => {}
         }
     }
 
@@ -165,57 +172,67 @@ pub struct PbxTaps {
 }
 
 impl PbxTaps {
-    /// Fans one batch of effects out, in order.
-    pub async fn publish(&mut self, batch: &[(Timestamp, Effect)]) {
+    /// Fans one batch of effects out, in order. Returns the event webhooks' outbox jobs for
+    /// the batch, for the caller to store with the call changes that caused them.
+    pub async fn publish(&mut self, batch: &[(Timestamp, Effect)]) -> Vec<storage::NewOutboxJob> {
         if batch.is_empty() {
-            return;
+            return Vec::new();
         }
         if let Some(availability) = &self.availability {
             for (_, effect) in batch {
                 availability.apply_effect(effect);
             }
         }
-        if self.taps.nats.is_some() || self.taps.hooks.is_some() {
-            let events = batch
+        let mut jobs = Vec::new();
+        if self.taps.nats.is_some() || !self.taps.filters.is_empty() {
+            let events: Vec<_> = batch
                 .iter()
                 .flat_map(|(at, effect)| self.mapper.map(&self.source, *at, effect))
                 .collect();
-            self.taps.events(events).await;
+            jobs = event_jobs(&self.taps.filters, &events, chrono::Utc::now());
+            if let Some(nats) = &self.taps.nats {
+                nats.publish(events);
+            }
         }
         self.taps.dashboard.publish(batch.to_vec()).await;
+        jobs
     }
 }
 
-/// Writes each event as one outbox job per webhook that wants its kind, a batch per
-/// transaction. A database error is retried (with a pause) until it works: the events wait in
-/// the channel and the tracker waits behind them, so none is lost while the database is away.
+/// One outbox job per event and webhook that wants its kind.
+fn event_jobs(
+    filters: &[(String, outbox::events::KindFilter)],
+    events: &[sink_nats::DomainEvent],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<storage::NewOutboxJob> {
+    if filters.is_empty() {
+        return Vec::new();
+    }
+    events
+        .iter()
+        .flat_map(|event| {
+            let value = serde_json::to_value(event).unwrap_or_default();
+            filters
+                .iter()
+                .filter(|(_, kinds)| kinds.accepts(event.kind))
+                .filter_map(move |(name, _)| {
+                    outbox::events::event_job(name, value.clone(), event.call_id.as_deref(), now)
+                })
+        })
+        .collect()
+}
+
+/// Writes the jobs of events that belong to no call change, a batch per transaction. A
+/// database error is retried (with a pause) until it works: the jobs wait in the channel and
+/// the senders wait behind them.
 async fn write_event_jobs(
     storage: storage::Storage,
-    filters: Vec<(String, outbox::events::KindFilter)>,
-    mut events: mpsc::Receiver<Vec<sink_nats::DomainEvent>>,
+    mut batches: mpsc::Receiver<Vec<storage::NewOutboxJob>>,
 ) {
-    while let Some(batch) = events.recv().await {
-        let now = chrono::Utc::now();
-        let jobs: Vec<storage::NewOutboxJob> = batch
-            .iter()
-            .flat_map(|event| {
-                let value = serde_json::to_value(event).unwrap_or_default();
-                filters
-                    .iter()
-                    .filter(|(_, kinds)| kinds.accepts(event.kind))
-                    .filter_map(move |(name, _)| {
-                        outbox::events::event_job(
-                            name,
-                            value.clone(),
-                            event.call_id.as_deref(),
-                            now,
-                        )
-                    })
-            })
-            .collect();
+    while let Some(jobs) = batches.recv().await {
         let mut pause = std::time::Duration::from_millis(100);
         while let Err(err) = storage.enqueue_many(&jobs).await {
-            tracing::warn!(error = %err, events = batch.len(), "Cannot queue domain events for the webhooks; retrying.");
+            tracing::warn!(error = %err, jobs = jobs.len(), "Cannot queue domain events for the webhooks; retrying.");
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(std::time::Duration::from_secs(5));
         }

@@ -160,7 +160,7 @@ async fn track(
     mut tracker: CallTracker,
     storage: storage::Storage,
     mut updates: mpsc::Receiver<AmiUpdate>,
-    effects: mpsc::Sender<Vec<(Timestamp, Effect)>>,
+    effects: mpsc::Sender<EffectBatch>,
     source: String,
     hub: server::cti::Hub,
     mut taps: crate::insight::PbxTaps,
@@ -210,8 +210,12 @@ async fn track(
         // The panel first (a screen pop must not wait for the database), then storage.
         hub.publish(&source, now().as_micros(), hub_items).await;
         // Then the dashboard and the event stream (both bounded, neither blocks for long).
-        taps.publish(&batch).await;
-        if !batch.is_empty() && effects.send(batch).await.is_err() {
+        let event_jobs = taps.publish(&batch).await;
+        let batch = EffectBatch {
+            effects: batch,
+            event_jobs,
+        };
+        if !batch.effects.is_empty() && effects.send(batch).await.is_err() {
             tracing::error!(pbx = %source, "The call writer stopped; call records are no longer stored.");
             break;
         }
@@ -398,18 +402,31 @@ fn apply_update(
     }
 }
 
+/// One batch of tracker effects for the writer, with the event webhooks' jobs for them.
+pub(crate) struct EffectBatch {
+    effects: Vec<(Timestamp, Effect)>,
+    /// Domain-event jobs (`Step::Event`), each stored with the call change it describes.
+    event_jobs: Vec<storage::NewOutboxJob>,
+}
+
 /// Stores effects in order. Each batch becomes one transaction per call it touches: the
-/// latest snapshot of the call row plus the timeline events the batch added to it.
+/// latest snapshot of the call row, the timeline events the batch added to it, and the outbox
+/// jobs (CRM steps and domain events) those changes cause.
 async fn write_effects(
     storage: storage::Storage,
     source: String,
     plan: Arc<outbox::PlanContext>,
-    mut effects: mpsc::Receiver<Vec<(Timestamp, Effect)>>,
+    mut effects: mpsc::Receiver<EffectBatch>,
     routing: Option<Arc<directory::RoutingService>>,
 ) {
     let mut sequence = EventSequence::new();
-    while let Some(batch) = effects.recv().await {
+    while let Some(EffectBatch {
+        effects: batch,
+        event_jobs,
+    }) = effects.recv().await
+    {
         let mut pending = PendingWrites::default();
+        pending.add_event_jobs(event_jobs);
         for (at, effect) in batch {
             if let Effect::CallsMerged { survivor, absorbed } = &effect {
                 // Everything before the merge must be stored first: the merge moves it.
@@ -427,6 +444,7 @@ async fn write_effects(
             pending.add_jobs(&effect, outbox::jobs_for(&effect, &plan, Utc::now()));
         }
         pending.flush(&storage, &source, routing.as_deref()).await;
+        pending.flush_unclaimed_jobs(&storage).await;
     }
 }
 
@@ -443,6 +461,26 @@ struct PendingWrites {
 }
 
 impl PendingWrites {
+    /// Event jobs go with their call's snapshot; those without a call are written on their own.
+    fn add_event_jobs(&mut self, jobs: Vec<storage::NewOutboxJob>) {
+        for job in jobs {
+            let key = job
+                .call_id
+                .clone()
+                .unwrap_or_else(|| storage::CallId::new(String::new()));
+            self.jobs.entry(key).or_default().push(job);
+        }
+    }
+
+    /// Jobs no call write of this batch took (a call whose row an earlier batch wrote, or no
+    /// call at all): written after the calls, so nothing planned is left behind.
+    async fn flush_unclaimed_jobs(&mut self, storage: &storage::Storage) {
+        let jobs: Vec<storage::NewOutboxJob> = self.jobs.drain().flat_map(|(_, j)| j).collect();
+        if !jobs.is_empty() {
+            retry_forever("queue outbox jobs", || storage.enqueue_many(&jobs)).await;
+        }
+    }
+
     fn add_jobs(&mut self, effect: &Effect, jobs: Vec<storage::NewOutboxJob>) {
         if jobs.is_empty() {
             return;
@@ -482,9 +520,9 @@ impl PendingWrites {
         routing: Option<&directory::RoutingService>,
     ) {
         for (call_id, record, events) in self.calls.drain(..) {
-            let jobs = self.jobs.remove(&call_id).unwrap_or_default();
             match record {
                 Some(record) => {
+                    let jobs = self.jobs.remove(&call_id).unwrap_or_default();
                     let mut call = new_call(&record, source);
                     // The FastAGI/HTTP router filed its decision under the channel ids.
                     if let Some(routing) = routing {
@@ -516,7 +554,8 @@ impl PendingWrites {
                     };
                     retry_forever("store a call", || storage.write_call(&write)).await;
                 }
-                // Agent events of a call whose row an earlier batch wrote.
+                // Agent events of a call whose row an earlier batch wrote (their event jobs
+                // stay for `flush_unclaimed_jobs`).
                 None => {
                     for event in &events {
                         retry_forever("store a call event", || storage.append_call_event(event))

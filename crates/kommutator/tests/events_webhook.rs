@@ -1,5 +1,7 @@
 //! Issue 7, "the event stream out", webhook side: the real binary with an `[[events.webhook]]`
-//! receiver that is down (5xx, then dropped connections) while simulated calls run. Afterwards
+//! receiver that is down (5xx, then dropped connections) while simulated calls run, and the
+//! server killed with SIGKILL in the middle and restarted (an event's job is stored with the
+//! call change it describes, so the kill loses none). Afterwards
 //! every stored call's events are at the receiver, each once, signed, as the documented event
 //! object, in the order the tracker produced them: the call's first event is `call.started`,
 //! its last `call.ended` (`at` is when a thing happened, so a transfer can be told after a
@@ -43,7 +45,7 @@ async fn every_event_of_every_call_reaches_the_webhook_once_through_an_outage() 
     )
     .unwrap();
     let log = dir.path().join("server.log");
-    let server = start_server(&config, &log, "warn,outbox=info");
+    let mut server = start_server(&config, &log, "warn,outbox=info");
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     receiver.faults.set(Fault::Error5xx);
@@ -56,7 +58,12 @@ async fn every_event_of_every_call_reaches_the_webhook_once_through_an_outage() 
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     receiver.faults.set(Fault::Drop);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.0.kill().expect("SIGKILL");
+    let _ = server.0.wait();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server = start_server(&config, &log, "warn,outbox=info");
+    tokio::time::sleep(Duration::from_millis(500)).await;
     receiver.lose_answers(2);
     receiver.faults.set(Fault::None);
     assert_eq!(load.finished().await, CALLS);
@@ -85,8 +92,13 @@ async fn every_event_of_every_call_reaches_the_webhook_once_through_an_outage() 
         .filter(|r| r.event != "ping")
         .collect();
     assert_eq!(receiver.bad_signatures(), 0);
+    // The lost answers are sent again under the same key; so may be a delivery the kill cut
+    // short. The receiver keeps one of each.
     let repeated: u32 = received.iter().map(|r| r.arrivals - 1).sum();
-    assert_eq!(repeated, 2, "only the lost answers were sent again");
+    assert!(
+        repeated >= 2,
+        "the lost answers were sent again: {repeated}"
+    );
     let mut by_call: HashMap<String, Vec<&serde_json::Value>> = HashMap::new();
     for r in &received {
         let event = &r.body;
@@ -105,7 +117,12 @@ async fn every_event_of_every_call_reaches_the_webhook_once_through_an_outage() 
         }
     }
     let rows = stored_calls(&storage).await;
-    assert!(rows.len() as u64 >= CALLS, "{} calls stored", rows.len());
+    // A call that began and ended while the server was dead is not visible over AMI.
+    assert!(
+        rows.len() as u64 >= CALLS * 3 / 4,
+        "{} calls stored",
+        rows.len()
+    );
     let mut problems = Vec::new();
     for row in &rows {
         let call = &row.call;
