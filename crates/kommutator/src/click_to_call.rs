@@ -27,6 +27,11 @@ use tokio::sync::{mpsc, watch};
 /// How long after a refused originate the tracker may still report the call's channels; only
 /// a call it never saw is written as failed.
 const REFUSED_GRACE: Duration = Duration::from_secs(5);
+/// How long a link to the CRM's call is kept: far beyond any call, and beyond the outbox's
+/// dead letters an administrator may still retry.
+const KEEP_LINKS: chrono::TimeDelta = chrono::TimeDelta::days(90);
+/// How often old links are forgotten.
+const SWEEP_LINKS: Duration = Duration::from_secs(3600);
 /// Click-to-calls being placed at once. Each waits for its agent to answer, up to the ring
 /// timeout; beyond this, requests wait in the channel, and when that is full too the event
 /// endpoint answers 503 instead of piling up originates.
@@ -40,6 +45,26 @@ pub fn start(
     plan: Arc<PlanContext>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let sweep_storage = storage.clone();
+    let mut sweep_stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            match sweep_storage
+                .forget_crm_call_links_before(Utc::now() - KEEP_LINKS)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(links = n, "Forgot old click-to-call links."),
+                Err(err) => {
+                    tracing::warn!(error = %err, "Cannot forget old click-to-call links; will retry.")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(SWEEP_LINKS) => {}
+                _ = sweep_stop.changed() => break,
+            }
+        }
+    });
     tokio::spawn(async move {
         let placing = Arc::new(tokio::sync::Semaphore::new(MAX_PLACING));
         loop {

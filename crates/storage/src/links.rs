@@ -43,6 +43,22 @@ impl Storage {
         Ok(affected > 0)
     }
 
+    /// Forgets links made before `cutoff`; returns how many. The caller keeps them far longer
+    /// than a call lasts and than a dead-lettered finish may wait for a manual retry.
+    pub async fn forget_crm_call_links_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let affected = on_pool!(self, pool => {
+            sqlx::query("DELETE FROM crm_call_links WHERE created_at < $1")
+                .bind(to_micros(cutoff))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected)
+    }
+
     /// The CRM call ids linked to these calls for `connector` (calls without a link are absent).
     pub async fn crm_call_links(
         &self,

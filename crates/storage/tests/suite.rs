@@ -1465,6 +1465,15 @@ async fn crm_call_links_are_unique_per_connector(ctx: Ctx) {
     assert_eq!(links.len(), 1, "{links:?}");
     assert_eq!(links["kc2c-1"], "externalCall.aa.1");
     assert!(db.crm_call_links("b24", &[]).await.unwrap().is_empty());
+    // Old links are forgotten, newer ones kept.
+    assert_eq!(db.forget_crm_call_links_before(t(3)).await.unwrap(), 1);
+    assert!(db
+        .crm_call_links("b24", &["kc2c-1"])
+        .await
+        .unwrap()
+        .is_empty());
+    let kept = db.crm_call_links("b24-second", &["kc2c-1"]).await.unwrap();
+    assert_eq!(kept.len(), 1);
 }
 
 #[tokio::test]
