@@ -458,24 +458,26 @@ struct PendingWrites {
     )>,
     /// Outbox jobs per call, written with the call's snapshot.
     jobs: HashMap<storage::CallId, Vec<storage::NewOutboxJob>>,
+    /// Event jobs of no call, written after the calls.
+    callless_jobs: Vec<storage::NewOutboxJob>,
 }
 
 impl PendingWrites {
     /// Event jobs go with their call's snapshot; those without a call are written on their own.
     fn add_event_jobs(&mut self, jobs: Vec<storage::NewOutboxJob>) {
         for job in jobs {
-            let key = job
-                .call_id
-                .clone()
-                .unwrap_or_else(|| storage::CallId::new(String::new()));
-            self.jobs.entry(key).or_default().push(job);
+            match job.call_id.clone() {
+                Some(call_id) => self.jobs.entry(call_id).or_default().push(job),
+                None => self.callless_jobs.push(job),
+            }
         }
     }
 
     /// Jobs no call write of this batch took (a call whose row an earlier batch wrote, or no
     /// call at all): written after the calls, so nothing planned is left behind.
     async fn flush_unclaimed_jobs(&mut self, storage: &storage::Storage) {
-        let jobs: Vec<storage::NewOutboxJob> = self.jobs.drain().flat_map(|(_, j)| j).collect();
+        let mut jobs: Vec<storage::NewOutboxJob> = self.jobs.drain().flat_map(|(_, j)| j).collect();
+        jobs.append(&mut self.callless_jobs);
         if !jobs.is_empty() {
             retry_forever("queue outbox jobs", || storage.enqueue_many(&jobs)).await;
         }

@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::outage::{free_port, start_server, start_simulator_at, tail};
+use common::outage::{free_port, start_server, start_simulator_at, tail, write_config};
 use pbx_simulator::{OriginateRecord, Simulator};
 use serde_json::Value;
 use test_support::bitrix24::{FakeBitrix24, FakeBitrix24Config, FakeCall};
@@ -120,23 +120,9 @@ async fn wait_connected(sim: &Simulator, log: &Path, resyncs_before: usize) {
     .await;
 }
 
-/// The configuration both tests share: the PBX, the panel's dialling, a quick outbox, and
-/// `extra` (a CRM table).
-fn write_config(path: &Path, addr: &str, db: &Path, sim: &Simulator, extra: &str) {
-    std::fs::write(
-        path,
-        format!(
-            "[server]\nlisten = \"{addr}\"\n[storage]\nurl = \"sqlite://{}\"\n\
-             [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"cti\"\n\
-             secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\n\
-             [cti]\nphone_channel = \"Local/{{extension}}@agents/nm\"\ndial_context = \"outbound\"\n\
-             [outbox]\nlease_secs = 5\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 2\n{extra}",
-            db.display(),
-            sim.local_addr().port(),
-        ),
-    )
-    .unwrap();
-}
+/// How the agents' phones are dialled in the simulator's dialplan.
+const CTI: &str =
+    "[cti]\nphone_channel = \"Local/{extension}@agents/nm\"\ndial_context = \"outbound\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_click_in_bitrix24_rings_the_agent_and_finishes_the_crm_call_once() {
@@ -154,7 +140,13 @@ async fn a_click_in_bitrix24_rings_the_agent_and_finishes_the_crm_call_once() {
          users = {{ \"101\" = {USER} }}\napplication_token = \"{TOKEN}\"\ntimeout_secs = 2\n",
         fake.webhook_url()
     );
-    write_config(&config, &addr, &db, &sim, &crm);
+    write_config(
+        &config,
+        &addr,
+        &db,
+        sim.local_addr().port(),
+        &format!("{CTI}{crm}"),
+    );
     let log = dir.path().join("server.log");
     let mut server = start_server(&config, &log, LOG_LEVEL);
     wait_connected(&sim, &log, 0).await;
@@ -335,7 +327,7 @@ async fn an_integration_dials_over_rest_and_gets_the_calls_id() {
         tokens.push(format!("Bearer {token}"));
     }
     let config = dir.path().join("kommutator.toml");
-    write_config(&config, &addr, &db, &sim, "");
+    write_config(&config, &addr, &db, sim.local_addr().port(), CTI);
     let log = dir.path().join("server.log");
     let server = start_server(&config, &log, LOG_LEVEL);
     wait_connected(&sim, &log, 0).await;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::outage::{
     callers, free_port, start_server, start_simulator, stored_calls, tail, wait_drained,
+    write_config,
 };
 use pbx_simulator::{LoadProfile, Mix};
 use test_support::bitrix24::{FakeBitrix24, FakeBitrix24Config, FakeCall};
@@ -40,21 +41,18 @@ async fn every_call_reaches_bitrix24_exactly_once_through_an_outage_and_a_kill()
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.db");
     let config = dir.path().join("kommutator.toml");
-    std::fs::write(
+    let crm = format!(
+        "[[crm.bitrix24]]\nname = \"b24\"\nmode = \"webhook\"\nwebhook_url = \"{}\"\ndefault_user_id = 1\n\
+         users = {{ \"101\" = 101, \"102\" = 102, \"103\" = 103 }}\ntimeout_secs = 2\n",
+        fake.webhook_url(),
+    );
+    write_config(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{http_port}\"\n[storage]\nurl = \"sqlite://{}\"\n\
-             [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"cti\"\n\
-             secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\nping_timeout_secs = 20\naction_timeout_secs = 30\n\
-             [outbox]\nlease_secs = 5\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 2\nnode_id = \"test-node\"\n\
-             [[crm.bitrix24]]\nname = \"b24\"\nmode = \"webhook\"\nwebhook_url = \"{}\"\ndefault_user_id = 1\n\
-             users = {{ \"101\" = 101, \"102\" = 102, \"103\" = 103 }}\ntimeout_secs = 2\n",
-            db.display(),
-            simulator.local_addr().port(),
-            fake.webhook_url(),
-        ),
-    )
-    .unwrap();
+        &format!("127.0.0.1:{http_port}"),
+        &db,
+        simulator.local_addr().port(),
+        &crm,
+    );
     let log = dir.path().join("server.log");
     let mut server = start_server(&config, &log, LOG_LEVEL);
     tokio::time::sleep(Duration::from_millis(700)).await;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::outage::{
     callers, free_port, start_server, start_simulator, stored_calls, tail, wait_drained,
+    write_config,
 };
 use pbx_simulator::{LoadProfile, Mix};
 use test_support::webhook::FakeWebhookReceiver;
@@ -29,21 +30,17 @@ async fn every_event_of_every_call_reaches_the_webhook_once_through_an_outage() 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.db");
     let config = dir.path().join("kommutator.toml");
-    std::fs::write(
+    let hook = format!(
+        "[[events.webhook]]\nname = \"bi\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\nkinds = [\"call.*\", \"queue.*\", \"agent.*\"]\n",
+        receiver.url(),
+    );
+    write_config(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{}\"\n[storage]\nurl = \"sqlite://{}\"\n\
-             [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"cti\"\n\
-             secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\n\
-             [outbox]\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 2\n\
-             [[events.webhook]]\nname = \"bi\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\nkinds = [\"call.*\", \"queue.*\", \"agent.*\"]\n",
-            free_port(),
-            db.display(),
-            simulator.local_addr().port(),
-            receiver.url(),
-        ),
-    )
-    .unwrap();
+        &format!("127.0.0.1:{}", free_port()),
+        &db,
+        simulator.local_addr().port(),
+        &hook,
+    );
     let log = dir.path().join("server.log");
     let mut server = start_server(&config, &log, "warn,outbox=info");
     tokio::time::sleep(Duration::from_millis(700)).await;

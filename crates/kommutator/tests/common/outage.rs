@@ -97,6 +97,24 @@ pub fn callers(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Writes the server configuration the end-to-end tests share: HTTP on `listen`, SQLite at
+/// `db`, the simulated Asterisk on `pbx_port` (quick reconnects), a quick outbox; `extra`
+/// adds the tables under test (`[cti]`, `[[crm.*]]`, `[[events.webhook]]`).
+pub fn write_config(path: &Path, listen: &str, db: &Path, pbx_port: u16, extra: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[server]\nlisten = \"{listen}\"\n[storage]\nurl = \"sqlite://{}\"\n\
+             [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {pbx_port}\nusername = \"cti\"\n\
+             secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\nping_timeout_secs = 20\naction_timeout_secs = 30\n\
+             [outbox]\nlease_secs = 5\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 2\nnode_id = \"test-node\"\n\
+             {extra}",
+            db.display(),
+        ),
+    )
+    .unwrap();
+}
+
 /// Everything the scenario leaves for the test's checks.
 pub struct Finished {
     /// Every call the server stored, in id order.
@@ -120,20 +138,14 @@ pub async fn run(
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.db");
     let config = dir.path().join("kommutator.toml");
-    std::fs::write(
+    let listen = format!("127.0.0.1:{}", free_port());
+    write_config(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{}\"\n[storage]\nurl = \"sqlite://{}\"\n\
-             [[pbx.asterisk]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"cti\"\n\
-             secret = \"cti-secret\"\nreconnect_initial_ms = 100\nreconnect_max_secs = 1\nping_timeout_secs = 20\naction_timeout_secs = 30\n\
-             [outbox]\nlease_secs = 5\npoll_interval_ms = 100\nbackoff_initial_ms = 200\nbackoff_max_secs = 2\nnode_id = \"test-node\"\n\
-             {crm_toml}",
-            free_port(),
-            db.display(),
-            simulator.local_addr().port(),
-        ),
-    )
-    .unwrap();
+        &listen,
+        &db,
+        simulator.local_addr().port(),
+        crm_toml,
+    );
     let log = dir.path().join("server.log");
     let mut server = start_server(&config, &log, log_level);
     tokio::time::sleep(Duration::from_millis(700)).await;

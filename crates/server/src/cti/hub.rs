@@ -311,14 +311,7 @@ impl Hub {
             return Err(CommandError::NotConnected);
         }
         let control = rx.await.ok().flatten().ok_or(CommandError::NotConnected)?;
-        let command = PbxCommand::Originate {
-            agent_channel: self.config.phone_channel.replace("{extension}", extension),
-            caller_id: format!("{} <{number}>", self.config.originate_caller_id),
-            number,
-            context: self.config.dial_context.clone(),
-            timeout_ms: ORIGINATE_TIMEOUT_MS,
-            channel_id: Some(channel_id.to_owned()),
-        };
+        let command = originate(&self.config, extension, number, Some(channel_id.to_owned()));
         Ok(control.execute(command))
     }
 
@@ -1338,14 +1331,7 @@ impl State {
                     bad("the number may contain only digits, +, *, # and spaces or dashes")
                 })?;
                 Ok(Resolved::Dial {
-                    pbx_command: PbxCommand::Originate {
-                        agent_channel: self.config.phone_channel.replace("{extension}", extension),
-                        number: number.clone(),
-                        context: self.config.dial_context.clone(),
-                        caller_id: format!("{} <{number}>", self.config.originate_caller_id),
-                        timeout_ms: ORIGINATE_TIMEOUT_MS,
-                        channel_id: None,
-                    },
+                    pbx_command: originate(&self.config, extension, number.clone(), None),
                     number,
                 })
             }
@@ -1648,6 +1634,24 @@ fn send_result(reply: &mpsc::Sender<Arc<str>>, id: Option<String>, res: Result<(
 }
 
 /// Keeps what a dial string may hold; `None` when something else is in it.
+/// Click-to-call as the configuration says to place it: `extension`'s phone first
+/// (`phone_channel`), then `number` in `dial_context`.
+fn originate(
+    config: &CtiConfig,
+    extension: &str,
+    number: String,
+    channel_id: Option<String>,
+) -> PbxCommand {
+    PbxCommand::Originate {
+        agent_channel: config.phone_channel.replace("{extension}", extension),
+        caller_id: format!("{} <{number}>", config.originate_caller_id),
+        number,
+        context: config.dial_context.clone(),
+        timeout_ms: ORIGINATE_TIMEOUT_MS,
+        channel_id,
+    }
+}
+
 fn dialable(number: &str) -> Option<String> {
     let kept: String = number
         .chars()
